@@ -1,0 +1,1 @@
+//! E5-V embeddings: the Embedder API (in progress).

@@ -1,0 +1,64 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading a benchmark or computing a metric.
+///
+/// Malformed data always names the file and where in it the problem is: a line (and column for
+/// JSON), or for consistency problems between files, the entry (e.g. `pairid 12063`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// A file could not be read or written.
+    #[error("cannot access {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file is not valid JSON, or its content does not have the expected shape (a missing
+    /// field, a wrong type, a wrong number of captions). `line` and `column` are 1-based and point
+    /// at (or just after) the offending value.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    MalformedJson {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A line of a text file (STS, STS-B, SICK) is malformed: wrong column count, bad score,
+    /// invalid UTF-8, or the input and gold files disagree on their line count.
+    #[error("{}:{line}: {message}", path.display())]
+    MalformedLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A well-formed entry refers to something that does not exist (an image missing from the
+    /// split file, an image with too few captions).
+    #[error("{}: {entry}: {message}", path.display())]
+    MalformedEntry {
+        /// The file holding the entry.
+        path: PathBuf,
+        /// Which entry, e.g. `pairid 12063` or `images[17] (1000092795.jpg)`.
+        entry: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A caller passed inconsistent arguments (mismatched lengths, an index out of range,
+    /// non-finite embeddings).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;

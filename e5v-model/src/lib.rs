@@ -1,0 +1,42 @@
+//! LLaVA-NeXT (CLIP vision tower + projector + Llama/Mistral decoder) in [burn], generic over
+//! the backend, with loading of HF safetensors checkpoints, as used by E5-V.
+//!
+//! The decoder returns final-normed hidden states (E5-V pools them; no lm_head is computed).
+//! Image features are packed exactly as transformers does it, in either of two behaviours
+//! ([`AnyresBehaviour`]).
+//!
+//! ```no_run
+//! use burn::backend::NdArray;
+//! use burn::tensor::DType;
+//! use e5v_model::LlavaNext;
+//!
+//! let device = Default::default();
+//! let model = LlavaNext::<NdArray>::load("path/to/e5-v", &device, DType::F32)?;
+//! println!("{} decoder layers", model.config().text.num_layers);
+//! # Ok::<(), e5v_model::ModelError>(())
+//! ```
+
+pub mod anyres;
+mod config;
+mod decoder;
+mod error;
+mod llava;
+mod nn;
+mod packing;
+mod projector;
+mod vision;
+mod weights;
+
+pub use anyres::AnyresBehaviour;
+pub use config::{
+    DecoderConfig, DecoderFamily, Llama3RopeScaling, LlavaNextConfig, ProjectorConfig,
+    RopeConfig, VisionConfig,
+};
+pub use decoder::Decoder;
+pub use error::{ModelError, Result};
+pub use llava::LlavaNext;
+pub use nn::Activation;
+pub use packing::{ImageLayout, pack_image};
+pub use projector::Projector;
+pub use vision::VisionTower;
+pub use weights::Checkpoint;

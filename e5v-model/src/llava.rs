@@ -1,0 +1,110 @@
+//! The whole LLaVA-NeXT model, as E5-V uses it.
+
+use std::path::Path;
+
+use burn::{
+    module::{Module, Param},
+    tensor::{DType, Tensor, backend::Backend},
+};
+
+use crate::{
+    Checkpoint, Decoder, LlavaNextConfig, Projector, Result, VisionTower,
+    packing::{ImageLayout, pack_image},
+    anyres::AnyresBehaviour,
+    weights::WeightLoader,
+};
+
+/// Vision tower + projector + decoder, loaded from a HF checkpoint.
+#[derive(Module, Debug)]
+pub struct LlavaNext<B: Backend> {
+    vision: VisionTower<B>,
+    projector: Projector<B>,
+    image_newline: Param<Tensor<B, 1>>,
+    decoder: Decoder<B>,
+    #[module(skip)]
+    config: LlavaNextConfig,
+}
+
+impl<B: Backend> LlavaNext<B> {
+    /// Loads `config.json` and the safetensors weights of a HF model directory, with the
+    /// weights cast to `dtype` on `device`.
+    pub fn load(dir: impl AsRef<Path>, device: &B::Device, dtype: DType) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config = LlavaNextConfig::from_file(dir.join("config.json"))?;
+        let checkpoint = Checkpoint::open(dir)?;
+        Self::from_checkpoint(config, &checkpoint, device, dtype)
+    }
+
+    /// Builds the model from an open checkpoint. Fails on a missing tensor, a shape that
+    /// disagrees with the config, or a tensor the model does not use (other than the
+    /// lm_head, the vision blocks after the feature layer and `post_layernorm`).
+    pub fn from_checkpoint(
+        config: LlavaNextConfig,
+        checkpoint: &Checkpoint,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let mut w = WeightLoader::new(checkpoint, device, dtype);
+        let vision = VisionTower::load(&mut w, &config.vision)?;
+        let projector = Projector::load(&mut w, &config.projector)?;
+        let image_newline = w.param("image_newline", [config.text.hidden_size])?;
+        let decoder = Decoder::load(&mut w, &config.text)?;
+        w.finish(|key| key.starts_with("lm_head.") || VisionTower::<B>::is_unused_key(key, &config.vision))?;
+        Ok(Self {
+            vision,
+            projector,
+            image_newline,
+            decoder,
+            config,
+        })
+    }
+
+    /// The resolved config.
+    pub fn config(&self) -> &LlavaNextConfig {
+        &self.config
+    }
+
+    /// The language model.
+    pub fn decoder(&self) -> &Decoder<B> {
+        &self.decoder
+    }
+
+    /// The vision tower alone (feature-layer output, CLS dropped).
+    pub fn vision_tower(&self) -> &VisionTower<B> {
+        &self.vision
+    }
+
+    /// The projector alone.
+    pub fn projector(&self) -> &Projector<B> {
+        &self.projector
+    }
+
+    /// Projected patch features of a batch of crops (any number of images at once).
+    ///
+    /// # Shapes
+    /// - pixels: `[crops, channels, image_size, image_size]` -> `[crops, patches, text_hidden]`
+    pub fn image_features(&self, pixels: Tensor<B, 4>) -> Tensor<B, 3> {
+        self.projector.forward(self.vision.forward(pixels))
+    }
+
+    /// Packs one image's projected crop features into the sequence of embeddings that
+    /// replaces its `<image>` token.
+    ///
+    /// # Shapes
+    /// - features: `[crops, patches, text_hidden]` -> `[image_tokens, text_hidden]`
+    pub fn pack_image(
+        &self,
+        features: Tensor<B, 3>,
+        image_size: (u32, u32),
+        behaviour: AnyresBehaviour,
+    ) -> Result<Tensor<B, 2>> {
+        let layout = ImageLayout {
+            image_size,
+            pinpoints: &self.config.grid_pinpoints,
+            crop_size: self.config.vision.image_size as u32,
+            patches_per_side: self.config.vision.patches_per_side(),
+            behaviour,
+        };
+        pack_image(features, self.image_newline.val(), &layout)
+    }
+}

@@ -1,0 +1,11 @@
+//! Building blocks shared by both towers.
+
+mod activation;
+mod attention;
+mod norm;
+mod rope;
+
+pub use activation::Activation;
+pub(crate) use attention::{AttentionMask, MultiHeadAttention};
+pub(crate) use norm::{LayerNorm, RmsNorm};
+pub(crate) use rope::{RopeTables, RotaryEmbedding};

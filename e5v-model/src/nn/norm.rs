@@ -1,0 +1,46 @@
+//! Normalisation layers, computed as transformers computes them.
+
+use burn::{
+    module::{Module, Param},
+    tensor::{DType, Tensor, backend::Backend},
+};
+
+/// RMSNorm as in HF Llama: normalise in f32, cast back, then scale.
+///
+/// burn's own `RmsNorm` scales before casting back, which differs in half precision.
+#[derive(Module, Debug)]
+pub(crate) struct RmsNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// # Shapes
+    /// - x: `[..., d]` -> `[..., d]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dtype = x.dtype();
+        let x = x.cast(DType::F32);
+        let inv_rms = (x.clone().square().mean_dim(D - 1) + self.eps).sqrt().recip();
+        (x * inv_rms).cast(dtype) * self.weight.val().unsqueeze()
+    }
+}
+
+/// LayerNorm with weight and bias (CLIP), statistics in f32.
+#[derive(Module, Debug)]
+pub(crate) struct LayerNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// # Shapes
+    /// - x: `[..., d]` -> `[..., d]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dtype = x.dtype();
+        let x = x.cast(DType::F32);
+        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        let normed = ((x - mean) / (var + self.eps).sqrt()).cast(dtype);
+        normed * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+    }
+}

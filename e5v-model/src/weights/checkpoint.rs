@@ -1,0 +1,167 @@
+//! Safetensors checkpoints (one file or index-listed shards), memory-mapped.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+use serde::Deserialize;
+
+use super::layout::canonical_key;
+use crate::{ModelError, Result};
+
+/// A checkpoint's tensors, indexed by canonical key, read lazily from memory maps.
+#[derive(Debug)]
+pub struct Checkpoint {
+    files: Vec<MappedFile>,
+    tensors: BTreeMap<String, TensorEntry>,
+}
+
+#[derive(Debug)]
+struct MappedFile {
+    path: PathBuf,
+    map: Mmap,
+}
+
+/// Where one tensor lives.
+#[derive(Debug, Clone)]
+pub(crate) struct TensorEntry {
+    /// The key as written in the file.
+    pub original_key: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    file: usize,
+    /// Byte range inside the file.
+    start: usize,
+    end: usize,
+}
+
+#[derive(Deserialize)]
+struct ShardIndex {
+    weight_map: HashMap<String, String>,
+}
+
+impl Checkpoint {
+    /// Opens `model.safetensors.index.json` (and its shards) or `model.safetensors` in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let index = dir.join("model.safetensors.index.json");
+        let single = dir.join("model.safetensors");
+        let paths = if index.is_file() {
+            let text = std::fs::read_to_string(&index).map_err(|source| ModelError::Io {
+                path: index.clone(),
+                source,
+            })?;
+            let parsed: ShardIndex =
+                serde_json::from_str(&text).map_err(|source| ModelError::Json {
+                    path: index.clone(),
+                    source,
+                })?;
+            let mut shards: Vec<String> = parsed.weight_map.into_values().collect();
+            shards.sort();
+            shards.dedup();
+            shards.into_iter().map(|name| dir.join(name)).collect()
+        } else if single.is_file() {
+            vec![single]
+        } else {
+            return Err(ModelError::NoWeights(dir.to_owned()));
+        };
+        Self::from_files(paths)
+    }
+
+    /// Opens the given safetensors files as one checkpoint.
+    pub fn from_files(paths: Vec<PathBuf>) -> Result<Self> {
+        let mut files = Vec::with_capacity(paths.len());
+        let mut tensors = BTreeMap::new();
+        for path in paths {
+            let file = File::open(&path).map_err(|source| ModelError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            // SAFETY: the map is read-only; like every mmap-based loader we assume the file is
+            // not truncated or rewritten by another process while the checkpoint is open.
+            let map = unsafe { Mmap::map(&file) }.map_err(|source| ModelError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let corrupt = |reason: String| ModelError::CorruptFile {
+                path: path.clone(),
+                reason,
+            };
+            let (header_len, metadata) =
+                SafeTensors::read_metadata(&map).map_err(|e| corrupt(e.to_string()))?;
+            let data_start = 8 + header_len;
+            for (key, info) in metadata.tensors() {
+                let (start, end) = (data_start + info.data_offsets.0, data_start + info.data_offsets.1);
+                if end > map.len() {
+                    return Err(corrupt(format!(
+                        "tensor `{key}` ends at byte {end} but the file has {} bytes",
+                        map.len()
+                    )));
+                }
+                let canonical = canonical_key(&key).unwrap_or_else(|| key.clone());
+                let entry = TensorEntry {
+                    original_key: key.clone(),
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    file: files.len(),
+                    start,
+                    end,
+                };
+                if let Some(previous) = tensors.insert(canonical, entry) {
+                    return Err(corrupt(format!(
+                        "tensor `{key}` duplicates `{}`",
+                        previous.original_key
+                    )));
+                }
+            }
+            files.push(MappedFile { path, map });
+        }
+        Ok(Self { files, tensors })
+    }
+
+    /// Canonical keys of all tensors.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    pub(crate) fn entry(&self, key: &str) -> Option<&TensorEntry> {
+        self.tensors.get(key)
+    }
+
+    /// The raw little-endian bytes of a tensor.
+    pub(crate) fn bytes(&self, entry: &TensorEntry) -> &[u8] {
+        &self.files[entry.file].map[entry.start..entry.end]
+    }
+
+    /// Tells the kernel a tensor's pages are no longer needed, so that loading a model does not
+    /// keep the whole file resident on top of the loaded weights.
+    #[cfg(unix)]
+    pub(crate) fn release(&self, entry: &TensorEntry) {
+        let map = &self.files[entry.file].map;
+        // Page-align the start; the kernel rounds the length up.
+        let start = entry.start - entry.start % page_size();
+        // SAFETY: the mapping is private and read-only and backed by a file: dropped pages are
+        // read again from the file if touched, and we hold no references into this range
+        // after the tensor was copied out of it.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, entry.end - start)
+        };
+    }
+
+    /// Without madvise the pages stay cached until the checkpoint is dropped.
+    #[cfg(not(unix))]
+    pub(crate) fn release(&self, _entry: &TensorEntry) {}
+
+    /// The path of the file holding a tensor, for error messages.
+    pub(crate) fn path_of(&self, entry: &TensorEntry) -> &Path {
+        &self.files[entry.file].path
+    }
+}
+
+fn page_size() -> usize {
+    4096
+}

@@ -1,0 +1,117 @@
+//! Loading weights from HF safetensors checkpoints into the model.
+//!
+//! Modules are built directly from the checkpoint's tensors (never randomly initialised and
+//! then overwritten), one tensor at a time, so peak memory stays close to the model's size.
+//! Every tensor of the checkpoint must be used, except an explicit allow-list.
+
+mod checkpoint;
+mod layout;
+
+pub use checkpoint::Checkpoint;
+
+use std::collections::BTreeSet;
+
+use burn::{
+    module::Param,
+    nn::Linear,
+    tensor::{DType, Tensor, TensorData, backend::Backend},
+};
+use safetensors::Dtype;
+
+use crate::{ModelError, Result};
+
+/// Builds tensors on a device from a checkpoint and remembers which ones were used.
+pub(crate) struct WeightLoader<'a, B: Backend> {
+    checkpoint: &'a Checkpoint,
+    device: B::Device,
+    dtype: DType,
+    used: BTreeSet<String>,
+}
+
+impl<'a, B: Backend> WeightLoader<'a, B> {
+    pub fn new(checkpoint: &'a Checkpoint, device: &B::Device, dtype: DType) -> Self {
+        Self {
+            checkpoint,
+            device: device.clone(),
+            dtype,
+            used: BTreeSet::new(),
+        }
+    }
+
+    /// The shape of a tensor, without loading it.
+    pub fn shape(&self, key: &str) -> Result<Vec<usize>> {
+        self.checkpoint
+            .entry(key)
+            .map(|e| e.shape.clone())
+            .ok_or_else(|| ModelError::MissingTensor(key.to_owned()))
+    }
+
+    /// Loads a tensor of the expected shape, cast to the loader's dtype.
+    pub fn tensor<const D: usize>(&mut self, key: &str, shape: [usize; D]) -> Result<Tensor<B, D>> {
+        let entry = self
+            .checkpoint
+            .entry(key)
+            .ok_or_else(|| ModelError::MissingTensor(key.to_owned()))?;
+        if entry.shape != shape {
+            return Err(ModelError::ShapeMismatch {
+                key: entry.original_key.clone(),
+                expected: shape.to_vec(),
+                found: entry.shape.clone(),
+            });
+        }
+        let dtype = match entry.dtype {
+            Dtype::F32 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
+            other => {
+                return Err(ModelError::UnsupportedDtype {
+                    key: entry.original_key.clone(),
+                    dtype: format!("{other:?} (in {})", self.checkpoint.path_of(entry).display()),
+                });
+            }
+        };
+        let bytes = self.checkpoint.bytes(entry).to_vec();
+        let data = TensorData::from_bytes_vec(bytes, shape, dtype).convert_dtype(self.dtype);
+        let tensor = Tensor::from_data(data, (&self.device, self.dtype));
+        self.checkpoint.release(entry);
+        self.used.insert(key.to_owned());
+        Ok(tensor)
+    }
+
+    pub fn param<const D: usize>(&mut self, key: &str, shape: [usize; D]) -> Result<Param<Tensor<B, D>>> {
+        self.tensor(key, shape).map(Param::from_tensor)
+    }
+
+    /// A PyTorch `nn.Linear` (`weight: [out, in]`, optional `bias: [out]`) as a burn `Linear`,
+    /// whose weight is `[in, out]`: the transposed view keeps PyTorch's memory layout.
+    pub fn linear(&mut self, prefix: &str, input: usize, output: usize, bias: bool) -> Result<Linear<B>> {
+        let weight = self.tensor(&format!("{prefix}.weight"), [output, input])?;
+        let bias = match bias {
+            true => Some(self.param(&format!("{prefix}.bias"), [output])?),
+            false => None,
+        };
+        Ok(Linear {
+            weight: Param::from_tensor(weight.transpose()),
+            bias,
+        })
+    }
+
+    /// Fails if the checkpoint holds tensors that were not loaded and are not allowed to be
+    /// left out.
+    pub fn finish(self, allowed_unused: impl Fn(&str) -> bool) -> Result<()> {
+        let unexpected: Vec<String> = self
+            .checkpoint
+            .keys()
+            .filter(|key| !self.used.contains(*key) && !allowed_unused(key))
+            .map(|key| {
+                self.checkpoint
+                    .entry(key)
+                    .map_or_else(|| key.to_owned(), |e| e.original_key.clone())
+            })
+            .collect();
+        match unexpected.is_empty() {
+            true => Ok(()),
+            false => Err(ModelError::UnexpectedTensors(unexpected)),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The loader's errors, on deliberately broken copies of the tiny checkpoint.
+
+use std::{collections::BTreeMap, path::Path};
+
+use burn::tensor::DType;
+use e5v_model::{LlavaNext, ModelError};
+use safetensors::{Dtype, tensor::TensorView};
+
+use crate::fixtures::root;
+
+type B = burn::backend::NdArray<f32>;
+
+/// (dtype, shape, bytes) of every tensor of the f32 fixture.
+fn tensors() -> BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(root().join("tiny-e5v/model.safetensors")).expect("fixture");
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("valid");
+    file.tensors()
+        .into_iter()
+        .map(|(k, v)| (k, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+        .collect()
+}
+
+/// A model directory holding the fixture's config and the given tensors.
+fn model_dir(tensors: &BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(root().join("tiny-e5v/config.json"), dir.path().join("config.json")).expect("copy");
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, (dtype, shape, data))| (k.clone(), TensorView::new(*dtype, shape.clone(), data).expect("view")))
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).expect("write");
+    dir
+}
+
+fn load_error(dir: &Path) -> ModelError {
+    LlavaNext::<B>::load(dir, &Default::default(), DType::F32).expect_err("must fail")
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let mut t = tensors();
+    t.remove("language_model.model.norm.weight").expect("present");
+    let err = load_error(model_dir(&t).path());
+    assert!(matches!(&err, ModelError::MissingTensor(k) if k == "decoder.norm.weight"), "{err}");
+}
+
+#[test]
+fn shape_mismatch_names_both_shapes() {
+    let mut t = tensors();
+    let entry = t.get_mut("image_newline").expect("present");
+    entry.1 = vec![63];
+    entry.2.truncate(63 * 4);
+    let err = load_error(model_dir(&t).path());
+    match &err {
+        ModelError::ShapeMismatch { key, expected, found } => {
+            assert_eq!((key.as_str(), expected.as_slice(), found.as_slice()), ("image_newline", &[64][..], &[63][..]));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn unexpected_tensor_is_rejected_but_allow_listed_ones_are_not() {
+    let t = tensors();
+    // The fixture itself holds the lm_head, the last CLIP block and post_layernorm.
+    assert!(t.contains_key("language_model.lm_head.weight"));
+    assert!(t.keys().any(|k| k.starts_with("vision_tower.post_layernorm")));
+    let mut t = t;
+    t.insert("language_model.model.extra.weight".into(), (Dtype::F32, vec![1], vec![0; 4]));
+    let err = load_error(model_dir(&t).path());
+    assert!(
+        matches!(&err, ModelError::UnexpectedTensors(keys) if keys == &["language_model.model.extra.weight"]),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_dtype_is_named() {
+    let mut t = tensors();
+    t.get_mut("image_newline").expect("present").0 = Dtype::I32;
+    let err = load_error(model_dir(&t).path());
+    assert!(matches!(&err, ModelError::UnsupportedDtype { key, .. } if key == "image_newline"), "{err}");
+}
+
+#[test]
+fn truncated_and_corrupt_files_are_reported_with_their_path() {
+    let dir = model_dir(&tensors());
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).expect("written");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+    let err = load_error(dir.path());
+    assert!(matches!(&err, ModelError::CorruptFile { path: p, .. } if p == &path), "{err}");
+    std::fs::write(&path, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").expect("garbage");
+    let err = load_error(dir.path());
+    assert!(matches!(&err, ModelError::CorruptFile { .. }), "{err}");
+}
+
+#[test]
+fn a_directory_without_weights_or_with_a_missing_shard_fails_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(root().join("tiny-e5v/config.json"), dir.path().join("config.json")).expect("copy");
+    assert!(matches!(load_error(dir.path()), ModelError::NoWeights(_)));
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        r#"{"metadata": {}, "weight_map": {"image_newline": "model-00001-of-00001.safetensors"}}"#,
+    )
+    .expect("index");
+    let err = load_error(dir.path());
+    assert!(err.to_string().contains("model-00001-of-00001.safetensors"), "{err}");
+}
+
+#[test]
+fn missing_config_is_an_io_error_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let err = load_error(dir.path());
+    assert!(matches!(&err, ModelError::Io { path, .. } if path.ends_with("config.json")), "{err}");
+}

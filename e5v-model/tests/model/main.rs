@@ -1,0 +1,6 @@
+//! Integration tests of e5v-model against the transformers reference fixtures
+//! (`fixtures/`, made by `fixtures/generate.py`).
+
+mod fixtures;
+mod loader;
+mod parity;

@@ -1,0 +1,2 @@
+//! E5-V embeddings.
+pub use e5v_core::*;
