@@ -1,1 +1,52 @@
-//! E5-V embeddings: the Embedder API (in progress).
+//! E5-V universal multimodal embeddings: texts, images and image + text queries mapped into
+//! one vector space by a LLaVA-NeXT model, in [burn].
+//!
+//! An [`Embedder`] loads a HF checkpoint directory (e.g. `royokong/e5-v`: `config.json`,
+//! safetensors shards, `tokenizer.json`, the image processor config) and turns [`Input`]s into
+//! normalised vectors whose dot product is their similarity. Prompts, tokenisation and image
+//! preprocessing reproduce the transformers reference exactly, including Pillow's bicubic
+//! resize.
+//!
+//! ```no_run
+//! use e5v_core::{EmbedderOptions, Input, NdArrayEmbedder};
+//!
+//! let embedder = NdArrayEmbedder::new("e5-v", EmbedderOptions::default(), &Default::default())?;
+//! let embeddings = embedder.embed(&[
+//!     Input::text("A dog running on the beach"),
+//!     Input::image(std::path::Path::new("dog.jpg")),
+//! ])?;
+//! let scores = embeddings.similarity(&embeddings)?;
+//! println!("text-image similarity: {}", scores[1]);
+//! # Ok::<(), e5v_core::Error>(())
+//! ```
+//!
+//! # Backends
+//! Enable one or more cargo features: `ndarray` (default) or `flex` for the CPU, `wgpu`,
+//! `cuda`. [`Embedder`] is generic over the backend; the aliases ([`NdArrayEmbedder`], ...)
+//! name the concrete ones.
+//!
+//! # Image behaviour
+//! transformers changed its LLaVA-NeXT image handling in 4.44; the paper's numbers were made
+//! with 4.41.2. [`AnyresBehaviour::Transformers`] (default) reproduces current transformers,
+//! [`AnyresBehaviour::Transformers441`] the paper.
+
+mod backend;
+mod embedder;
+mod embeddings;
+mod error;
+mod image;
+mod input;
+mod options;
+mod prepare;
+mod tokenize;
+
+#[allow(unused_imports)]
+pub use backend::*;
+pub use e5v_model::AnyresBehaviour;
+pub use e5v_prompt::{ChatTemplate, FashionCategory, Preset, PromptError, Template};
+pub use embedder::Embedder;
+pub use embeddings::{Embeddings, InputInfo};
+pub use error::{Error, Result};
+pub use image::{DecodeLimits, ImageError};
+pub use input::{ImageSource, Input};
+pub use options::{EmbedderOptions, Precision, Truncation};

@@ -1,0 +1,283 @@
+//! The [`Embedder`]: load once, embed many inputs.
+
+use std::path::Path;
+
+use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
+use e5v_model::{DecoderFamily, LlavaNext};
+use e5v_prompt::{ChatTemplate, Modality, Template};
+
+use crate::{
+    EmbedderOptions, Embeddings, Error, Input, Result,
+    embeddings::{InputInfo, normalize},
+    image::{self, ImageProcessorConfig},
+    prepare::{PrepareContext, PreparedInput},
+    tokenize::PromptTokenizer,
+};
+
+/// E5-V embeddings from a LLaVA-NeXT checkpoint, on any burn backend.
+///
+/// `embed` takes `&self`: one embedder can serve many threads at once.
+pub struct Embedder<B: Backend> {
+    model: LlavaNext<B>,
+    tokenizer: PromptTokenizer,
+    image_config: ImageProcessorConfig,
+    options: EmbedderOptions,
+    chat: ChatTemplate,
+    device: B::Device,
+}
+
+impl<B: Backend> std::fmt::Debug for Embedder<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("config", self.model.config())
+            .field("options", &self.options)
+            .field("chat", &self.chat)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Embedder<B> {
+    /// Loads a HF model directory (`config.json`, safetensors weights, `tokenizer.json`, and
+    /// `preprocessor_config.json` or 5.x `processor_config.json`) onto `device`.
+    pub fn new(model_dir: impl AsRef<Path>, options: EmbedderOptions, device: &B::Device) -> Result<Self> {
+        let dir = model_dir.as_ref();
+        if options.batch_size == 0 {
+            return Err(Error::InvalidArgument("batch_size must be at least 1".into()));
+        }
+        for (template, modality) in [
+            (&options.text_template, Modality::Text),
+            (&options.image_template, Modality::Image),
+            (&options.composed_template, Modality::Composed),
+        ] {
+            if template.modality() != modality {
+                return Err(Error::InvalidArgument(format!(
+                    "the {modality} template option holds a {} template: {:?}",
+                    template.modality(),
+                    template.as_str()
+                )));
+            }
+        }
+        let model = LlavaNext::load(dir, device, options.precision.dtype())?;
+        let config = model.config();
+        let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json"), config.image_token_id)?;
+        let image_config =
+            ImageProcessorConfig::from_model_dir(dir, Some(&config.grid_pinpoints)).map_err(Error::ImageConfig)?;
+        let crop = config.vision.image_size;
+        if image_config.crop_size != (crop, crop) {
+            return Err(Error::Mismatch(format!(
+                "the image processor makes {:?} crops, the vision tower takes {crop}x{crop}",
+                image_config.crop_size
+            )));
+        }
+        let chat = options.chat_template.unwrap_or(match config.text.family {
+            DecoderFamily::Mistral => ChatTemplate::Mistral,
+            _ => ChatTemplate::Llama3,
+        });
+        Ok(Self {
+            model,
+            tokenizer,
+            image_config,
+            options,
+            chat,
+            device: device.clone(),
+        })
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &EmbedderOptions {
+        &self.options
+    }
+
+    /// The chat wrapper in use.
+    pub fn chat_template(&self) -> ChatTemplate {
+        self.chat
+    }
+
+    /// Width of the vectors.
+    pub fn dim(&self) -> usize {
+        self.model.config().text.hidden_size
+    }
+
+    /// The model's maximum sequence length (prompt tokens plus image features).
+    pub fn max_positions(&self) -> usize {
+        self.model.config().text.max_position_embeddings
+    }
+
+    /// Embeds inputs, one vector each, in input order. Inputs of similar length are batched
+    /// together; the result does not depend on the batching.
+    pub fn embed(&self, inputs: &[Input]) -> Result<Embeddings> {
+        let context = self.prepare_context();
+        let mut prepared = inputs
+            .iter()
+            .enumerate()
+            .map(|(index, input)| context.prepare(index, input))
+            .collect::<Result<Vec<_>>>()?;
+        // Length-sorted batches waste little on padding (a text next to an image would be
+        // padded to thousands of tokens).
+        prepared.sort_by_key(|p| std::cmp::Reverse(p.seq_len()));
+        let dim = self.dim();
+        let mut rows = vec![0.0f32; inputs.len() * dim];
+        let mut info = vec![InputInfo::new(0, None); inputs.len()];
+        for batch in prepared.chunks(self.options.batch_size) {
+            let vectors = self.run(batch)?;
+            for (item, vector) in batch.iter().zip(vectors.chunks_exact(dim)) {
+                rows[item.index * dim..(item.index + 1) * dim].copy_from_slice(vector);
+                info[item.index] = InputInfo::new(item.seq_len(), item.image_tokens);
+            }
+        }
+        if self.options.normalize {
+            rows.chunks_exact_mut(dim.max(1)).for_each(normalize);
+        }
+        Ok(Embeddings::new(dim, rows, info))
+    }
+
+    /// Embeds texts with the text template.
+    pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Embeddings> {
+        let inputs: Vec<Input> = texts.iter().map(|t| Input::text(t.as_ref())).collect();
+        self.embed(&inputs)
+    }
+
+    /// Embeds images with the image template.
+    pub fn embed_images<I: Into<crate::ImageSource> + Clone>(&self, images: &[I]) -> Result<Embeddings> {
+        let inputs: Vec<Input> = images.iter().cloned().map(Input::image).collect();
+        self.embed(&inputs)
+    }
+
+    /// The token ids the model will see for an input, with the image slot as one image
+    /// token (which the image features replace), as the transformers processor produces them.
+    pub fn token_ids(&self, input: &Input) -> Result<Vec<u32>> {
+        Ok(self.prepare_context().prepare(0, input)?.ids)
+    }
+
+    fn prepare_context(&self) -> PrepareContext<'_> {
+        let config = self.model.config();
+        PrepareContext {
+            tokenizer: &self.tokenizer,
+            chat: self.chat,
+            text_template: &self.options.text_template,
+            image_template: &self.options.image_template,
+            composed_template: &self.options.composed_template,
+            truncation: self.options.truncation,
+            max_positions: config.text.max_position_embeddings,
+            pinpoints: &config.grid_pinpoints,
+            crop_size: config.vision.image_size as u32,
+            patches_per_side: config.vision.patches_per_side(),
+            behaviour: self.options.anyres,
+        }
+    }
+
+    /// Runs one batch: all crops through the vision tower at once, sequences right-padded
+    /// (with causal attention, real tokens never see the padding), last real token pooled.
+    /// Returns the raw vectors, row-major.
+    fn run(&self, batch: &[PreparedInput]) -> Result<Vec<f32>> {
+        let images = self.image_features(batch)?;
+        let mut images = images.into_iter();
+        let mut sequences = Vec::with_capacity(batch.len());
+        for item in batch {
+            let ids = &item.ids;
+            let split = ids.iter().position(|&id| id == self.tokenizer.image_token_id());
+            let sequence = match (split, item.image.is_some()) {
+                (Some(at), true) => {
+                    let packed = images.next().ok_or_else(|| internal("image features missing"))?;
+                    let mut parts = vec![];
+                    parts.extend(self.embed_ids(&ids[..at])?);
+                    parts.push(packed);
+                    parts.extend(self.embed_ids(&ids[at + 1..])?);
+                    Tensor::cat(parts, 0)
+                }
+                (None, false) => self.embed_ids(ids)?.ok_or_else(|| internal("empty prompt"))?,
+                _ => return Err(internal("image token and image disagree")),
+            };
+            sequences.push(sequence);
+        }
+        let lengths: Vec<usize> = batch.iter().map(PreparedInput::seq_len).collect();
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let hidden = self.dim();
+        let padded: Vec<Tensor<B, 2>> = sequences
+            .into_iter()
+            .zip(&lengths)
+            .map(|(seq, &len)| match longest - len {
+                0 => seq,
+                pad => Tensor::cat(vec![seq.clone(), Tensor::zeros([pad, hidden], (&self.device, seq.dtype()))], 0),
+            })
+            .collect();
+        let rows = batch.len();
+        let valid: Vec<bool> = lengths
+            .iter()
+            .flat_map(|&len| (0..longest).map(move |i| i < len))
+            .collect();
+        let valid = Tensor::<B, 2, Bool>::from_bool(TensorData::new(valid, [rows, longest]), &self.device);
+        let positions = Tensor::<B, 1, Int>::arange(0..longest as i64, &self.device)
+            .reshape([1, longest])
+            .expand([rows, longest]);
+        let states = self.model.decoder().forward(Tensor::stack(padded, 0), valid, positions);
+        let last: Vec<i64> = lengths.iter().enumerate().map(|(row, &len)| (row * longest + len - 1) as i64).collect();
+        let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [rows]), &self.device);
+        let pooled = states.reshape([rows * longest, hidden]).select(0, last);
+        pooled
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .map_err(|e| Error::Device(format!("{e:?}")))
+    }
+
+    /// Decodes and preprocesses the batch's images, runs all their crops through the vision
+    /// tower and projector together, and packs each image's features.
+    fn image_features(&self, batch: &[PreparedInput]) -> Result<Vec<Tensor<B, 2>>> {
+        let mut pixels = Vec::new();
+        let mut crops = Vec::new();
+        for item in batch {
+            let Some((bytes, _)) = &item.image else { continue };
+            let index = item.index;
+            let decoded = image::decode(bytes, &self.options.decode_limits)
+                .map_err(|source| Error::Image { index, source })?;
+            let pre = image::preprocess(&decoded, &self.image_config, self.options.anyres)
+                .map_err(|source| Error::Image { index, source })?;
+            crops.push((pre.num_crops, pre.image_size));
+            pixels.extend(pre.pixel_values);
+        }
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let side = self.model.config().vision.image_size;
+        let total: usize = crops.iter().map(|c| c.0).sum();
+        let pixels = Tensor::<B, 4>::from_data(
+            TensorData::new(pixels, [total, 3, side, side]),
+            (&self.device, self.options.precision.dtype()),
+        );
+        let features = self.model.image_features(pixels);
+        let mut start = 0;
+        crops
+            .into_iter()
+            .map(|(count, size)| {
+                let [_, patches, hidden] = features.dims();
+                let one = features.clone().slice([start..start + count, 0..patches, 0..hidden]);
+                start += count;
+                Ok(self.model.pack_image(one, size, self.options.anyres)?)
+            })
+            .collect()
+    }
+
+    /// Token embeddings of `ids`, or `None` when there are none. Ids outside the table (an
+    /// added token such as `<pad>` in a custom prompt) are an error, never an out-of-bounds read.
+    fn embed_ids(&self, ids: &[u32]) -> Result<Option<Tensor<B, 2>>> {
+        let vocab = self.model.decoder().vocab_size();
+        if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::InvalidArgument(format!(
+                "token id {id} has no embedding (the table has {vocab} rows)"
+            )));
+        }
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
+        let n = ids.len();
+        let ids = Tensor::from_data(TensorData::new(ids, [n]), &self.device);
+        Ok(Some(self.model.decoder().embed(ids)))
+    }
+}
+
+/// A broken invariant of this crate (a bug), reported instead of panicking.
+fn internal(what: &str) -> Error {
+    Error::Internal(what.to_owned())
+}

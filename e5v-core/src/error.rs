@@ -1,0 +1,81 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use crate::image::ImageError;
+
+/// Everything that can go wrong while building an [`Embedder`](crate::Embedder) or embedding.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The model could not be loaded or run.
+    #[error(transparent)]
+    Model(#[from] e5v_model::ModelError),
+    /// A prompt template is invalid, or a text cannot go into a prompt.
+    #[error("input {index}: {source}")]
+    Prompt {
+        /// Position of the input in the call (0 when building the embedder).
+        index: usize,
+        /// The cause.
+        #[source]
+        source: e5v_prompt::PromptError,
+    },
+    /// A template given in the options is invalid.
+    #[error("invalid template option: {0}")]
+    Template(#[source] e5v_prompt::PromptError),
+    /// An image could not be read, decoded or preprocessed.
+    #[error("input {index}: {source}")]
+    Image {
+        /// Position of the input in the call.
+        index: usize,
+        /// The cause.
+        #[source]
+        source: ImageError,
+    },
+    /// The image processor config could not be read.
+    #[error("image processor config: {0}")]
+    ImageConfig(#[source] ImageError),
+    /// The tokenizer could not be loaded, or failed on a text.
+    #[error("tokenizer: {message}")]
+    Tokenizer {
+        /// What failed.
+        message: String,
+        /// The tokenizer's own error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The tokenizer and the model config disagree (e.g. on the `<image>` token).
+    #[error("tokenizer and model disagree: {0}")]
+    Mismatch(String),
+    /// A prompt is longer than the model's context and the truncation policy is `Error`.
+    #[error("input {index}: the prompt has {length} tokens, more than the model's {max}")]
+    TooLong {
+        /// Position of the input in the call.
+        index: usize,
+        /// Tokens in the prompt (image features included).
+        length: usize,
+        /// The model's maximum number of positions.
+        max: usize,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An argument is out of its valid range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A bug in this crate: an internal invariant did not hold.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+    /// Reading results back from the device failed.
+    #[error("cannot read results from the device: {0}")]
+    Device(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,161 @@
+//! Typed options of an [`Embedder`](crate::Embedder).
+
+use e5v_model::AnyresBehaviour;
+use e5v_prompt::{ChatTemplate, Preset, Template};
+
+use crate::image::DecodeLimits;
+
+/// The floating-point type the weights and activations are held in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Precision {
+    /// 32-bit floats: exact to the reference; the only choice on the ndarray backend.
+    #[default]
+    F32,
+    /// 16-bit floats, as the reference runs the real model (flex, wgpu with f16, cuda).
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl Precision {
+    pub(crate) fn dtype(self) -> burn::tensor::DType {
+        match self {
+            Self::F32 => burn::tensor::DType::F32,
+            Self::F16 => burn::tensor::DType::F16,
+            Self::Bf16 => burn::tensor::DType::BF16,
+        }
+    }
+}
+
+/// What to do with a prompt longer than the model's context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Truncation {
+    /// Fail with [`Error::TooLong`](crate::Error::TooLong). The default: an embedding of a cut
+    /// text is a different embedding, so it is never done silently.
+    #[default]
+    Error,
+    /// Cut the end of the user's text (never the prompt around it) until the prompt fits.
+    /// Inputs whose prompt is too long without any text still fail.
+    TruncateText,
+}
+
+/// How an [`Embedder`](crate::Embedder) turns inputs into vectors.
+///
+/// ```
+/// use e5v_core::{EmbedderOptions, Precision};
+///
+/// let options = EmbedderOptions::new().with_batch_size(4).with_precision(Precision::F32);
+/// assert_eq!(options.batch_size, 4);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EmbedderOptions {
+    /// Weights and activations dtype.
+    pub precision: Precision,
+    /// Inputs run through the model together.
+    pub batch_size: usize,
+    /// Which transformers image behaviour to reproduce (the default is the fixed one; the
+    /// paper's numbers used [`AnyresBehaviour::Transformers441`]).
+    pub anyres: AnyresBehaviour,
+    /// L2-normalise the vectors (so that similarity is a dot product).
+    pub normalize: bool,
+    /// The chat wrapper; `None` picks it from the model (llama -> Llama-3, mistral -> Mistral).
+    pub chat_template: Option<ChatTemplate>,
+    /// Inner prompt for text inputs.
+    pub text_template: Template,
+    /// Inner prompt for image inputs.
+    pub image_template: Template,
+    /// Inner prompt for image + text (composed) inputs.
+    pub composed_template: Template,
+    /// Policy for prompts longer than the model's context.
+    pub truncation: Truncation,
+    /// Limits applied when decoding images, checked before allocating.
+    pub decode_limits: DecodeLimits,
+}
+
+impl Default for EmbedderOptions {
+    fn default() -> Self {
+        Self {
+            precision: Precision::default(),
+            batch_size: 8,
+            anyres: AnyresBehaviour::default(),
+            normalize: true,
+            chat_template: None,
+            text_template: Preset::Text.template(),
+            image_template: Preset::Image.template(),
+            composed_template: Preset::CirrQuery.template(),
+            truncation: Truncation::default(),
+            decode_limits: DecodeLimits::default(),
+        }
+    }
+}
+
+impl EmbedderOptions {
+    /// The defaults: f32, batches of 8, the fixed image behaviour, normalised vectors, the
+    /// paper's retrieval prompts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Self::precision`].
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Sets [`Self::batch_size`] (must be at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Sets [`Self::anyres`].
+    pub fn with_anyres(mut self, anyres: AnyresBehaviour) -> Self {
+        self.anyres = anyres;
+        self
+    }
+
+    /// Sets [`Self::normalize`].
+    pub fn with_normalize(mut self, normalize: bool) -> Self {
+        self.normalize = normalize;
+        self
+    }
+
+    /// Sets [`Self::chat_template`].
+    pub fn with_chat_template(mut self, chat_template: ChatTemplate) -> Self {
+        self.chat_template = Some(chat_template);
+        self
+    }
+
+    /// Sets [`Self::text_template`].
+    pub fn with_text_template(mut self, template: Template) -> Self {
+        self.text_template = template;
+        self
+    }
+
+    /// Sets [`Self::image_template`].
+    pub fn with_image_template(mut self, template: Template) -> Self {
+        self.image_template = template;
+        self
+    }
+
+    /// Sets [`Self::composed_template`].
+    pub fn with_composed_template(mut self, template: Template) -> Self {
+        self.composed_template = template;
+        self
+    }
+
+    /// Sets [`Self::truncation`].
+    pub fn with_truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+
+    /// Sets [`Self::decode_limits`].
+    pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
+        self.decode_limits = limits;
+        self
+    }
+}

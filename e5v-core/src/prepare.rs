@@ -1,0 +1,202 @@
+//! Turning one [`Input`] into token ids and image bytes, before any tensor work.
+
+use std::io::Cursor;
+
+use e5v_model::anyres;
+use e5v_prompt::{ChatTemplate, Modality, Prompt, Template};
+
+use crate::{
+    Error, Input, Result, Truncation,
+    image::ImageError,
+    input::ImageSource,
+    tokenize::PromptTokenizer,
+};
+
+/// An input ready for the model: its tokens and, if it has one, its encoded image.
+pub(crate) struct PreparedInput {
+    /// Position in the caller's list.
+    pub index: usize,
+    /// Token ids with a single image token where the image goes.
+    pub ids: Vec<u32>,
+    /// The encoded image and its (height, width).
+    pub image: Option<(Vec<u8>, (u32, u32))>,
+    /// Image feature vectors that replace the image token.
+    pub image_tokens: Option<usize>,
+}
+
+impl PreparedInput {
+    /// Length of the sequence the decoder will see.
+    pub fn seq_len(&self) -> usize {
+        match self.image_tokens {
+            Some(n) => self.ids.len() - 1 + n,
+            None => self.ids.len(),
+        }
+    }
+}
+
+/// What [`prepare`] needs to know about the embedder.
+pub(crate) struct PrepareContext<'a> {
+    pub tokenizer: &'a PromptTokenizer,
+    pub chat: ChatTemplate,
+    pub text_template: &'a Template,
+    pub image_template: &'a Template,
+    pub composed_template: &'a Template,
+    pub truncation: Truncation,
+    pub max_positions: usize,
+    pub pinpoints: &'a [(u32, u32)],
+    pub crop_size: u32,
+    pub patches_per_side: usize,
+    pub behaviour: anyres::AnyresBehaviour,
+}
+
+impl PrepareContext<'_> {
+    /// Renders, tokenises and measures an input; reads (but does not decode) its image.
+    pub fn prepare(&self, index: usize, input: &Input) -> Result<PreparedInput> {
+        let custom;
+        let (template, chat, text) = match input {
+            Input::Text(text) => (self.text_template, self.chat, Some(text.as_str())),
+            Input::Image(_) => (self.image_template, self.chat, None),
+            Input::Composed { text, .. } => (self.composed_template, self.chat, Some(text.as_str())),
+            Input::Custom { prompt, image, text } => {
+                let modality = match (image.is_some(), text.is_some()) {
+                    (true, true) => Modality::Composed,
+                    (true, false) => Modality::Image,
+                    (false, true) => Modality::Text,
+                    (false, false) => return self.prepare_verbatim(index, prompt),
+                };
+                custom = Template::new(prompt.clone(), modality)
+                    .map_err(|source| Error::Prompt { index, source })?;
+                (&custom, ChatTemplate::Raw, text.as_deref())
+            }
+        };
+        if let Some(text) = text {
+            self.tokenizer
+                .check_text(text)
+                .map_err(|source| Error::Prompt { index, source })?;
+        }
+        let image = match input.image_source() {
+            Some(source) => Some(self.read_image(index, source)?),
+            None => None,
+        };
+        let image_tokens = image.as_ref().map(|(_, size)| {
+            anyres::image_token_count(
+                *size,
+                self.pinpoints,
+                self.crop_size,
+                self.patches_per_side,
+                self.behaviour,
+            )
+        });
+        let render = |text: Option<&str>| -> Result<Vec<u32>> {
+            let prompt: Prompt = template
+                .render(chat, text)
+                .map_err(|source| Error::Prompt { index, source })?;
+            self.tokenizer.encode(&prompt)
+        };
+        let mut prepared = PreparedInput {
+            index,
+            ids: render(text)?,
+            image,
+            image_tokens,
+        };
+        if prepared.seq_len() > self.max_positions {
+            let too_long = Error::TooLong {
+                index,
+                length: prepared.seq_len(),
+                max: self.max_positions,
+            };
+            match (self.truncation, text) {
+                (Truncation::TruncateText, Some(text)) => {
+                    prepared.ids = self.truncate(text, &prepared, render)?.ok_or(too_long)?;
+                }
+                _ => return Err(too_long),
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// A custom prompt with no slots, tokenised as it is.
+    fn prepare_verbatim(&self, index: usize, prompt: &str) -> Result<PreparedInput> {
+        for placeholder in [Template::IMAGE, Template::SENT] {
+            if prompt.contains(placeholder) {
+                return Err(Error::InvalidArgument(format!(
+                    "input {index}: the custom prompt has a {placeholder} slot but nothing to fill it with"
+                )));
+            }
+        }
+        let ids = self.tokenizer.encode_str(prompt)?;
+        if ids.len() > self.max_positions {
+            return Err(Error::TooLong {
+                index,
+                length: ids.len(),
+                max: self.max_positions,
+            });
+        }
+        Ok(PreparedInput {
+            index,
+            ids,
+            image: None,
+            image_tokens: None,
+        })
+    }
+
+    /// The ids of the prompt with the longest prefix of `text` (cut at a token boundary)
+    /// that fits, found by bisection over the text's tokens.
+    fn truncate(
+        &self,
+        text: &str,
+        prepared: &PreparedInput,
+        render: impl Fn(Option<&str>) -> Result<Vec<u32>>,
+    ) -> Result<Option<Vec<u32>>> {
+        let ends = self.tokenizer.token_ends(text)?;
+        let fits = |ids: &Vec<u32>| {
+            let extra = prepared.image_tokens.map_or(0, |n| n - 1);
+            ids.len() + extra <= self.max_positions
+        };
+        let prefix = |kept: usize| match kept {
+            0 => "",
+            k => text.get(..ends[k - 1]).unwrap_or(text),
+        };
+        let (mut lo, mut hi) = (0, ends.len());
+        let mut best = None;
+        while lo <= hi {
+            let mid = (lo + hi) / 2;
+            let ids = render(Some(prefix(mid)))?;
+            if fits(&ids) {
+                best = Some(ids);
+                lo = mid + 1;
+            } else if mid == 0 {
+                break;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(best)
+    }
+
+    fn read_image(&self, index: usize, source: &ImageSource) -> Result<(Vec<u8>, (u32, u32))> {
+        let bytes = match source {
+            ImageSource::Path(path) => std::fs::read(path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?,
+            ImageSource::Bytes(bytes) => bytes.clone(),
+        };
+        let image_error = |source| Error::Image { index, source };
+        let reader = ::image::ImageReader::new(Cursor::new(&bytes))
+            .with_guessed_format()
+            .map_err(|e| image_error(ImageError::Decode(Box::new(e))))?;
+        if reader.format().is_none() {
+            return Err(image_error(ImageError::UnsupportedFormat(
+                "unrecognised image signature".into(),
+            )));
+        }
+        let (width, height) = reader
+            .into_dimensions()
+            .map_err(|e| image_error(ImageError::Decode(Box::new(e))))?;
+        if width == 0 || height == 0 {
+            return Err(image_error(ImageError::Empty { height, width }));
+        }
+        Ok((bytes, (height, width)))
+    }
+}

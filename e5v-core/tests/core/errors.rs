@@ -1,0 +1,96 @@
+//! Bad input gives typed errors, never a panic.
+
+use e5v_core::{EmbedderOptions, Error, ImageSource, Input, PromptError, Truncation};
+
+use crate::fixtures::{embedder, root};
+
+type B = burn::backend::NdArray<f32>;
+
+#[test]
+fn empty_input_gives_an_empty_result_and_empty_text_is_valid() {
+    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default());
+    assert!(e.embed(&[]).expect("empty").is_empty());
+    let one = e.embed_texts(&[""]).expect("empty text");
+    assert_eq!(one.len(), 1);
+    let norm: f32 = one.get(0).expect("row").iter().map(|x| x * x).sum();
+    assert!((norm - 1.0).abs() < 1e-5, "normalised by default");
+}
+
+#[test]
+fn bad_images_are_typed_errors_with_the_input_index() {
+    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default());
+    let png = std::fs::read(root().join("images/grad_336x336.png")).expect("fixture");
+    let cases: Vec<(Input, &str)> = vec![
+        (Input::image(b"definitely not an image".to_vec()), "format"),
+        (Input::image(png[..png.len() / 3].to_vec()), "decode"),
+        (Input::image(root().join("images/missing.png")), "read"),
+    ];
+    for (bad, what) in cases {
+        let err = e.embed(&[Input::text("ok"), bad]).expect_err(what);
+        match &err {
+            Error::Image { index, .. } => assert_eq!(*index, 1, "{what}: {err}"),
+            Error::Io { path, .. } => assert!(path.ends_with("missing.png"), "{what}"),
+            other => panic!("{what}: unexpected error {other}"),
+        }
+    }
+}
+
+#[test]
+fn decode_limits_reject_large_images_before_decoding() {
+    let limits = e5v_core::DecodeLimits::default().with_max_width(100).with_max_height(100);
+    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default().with_decode_limits(limits));
+    let err = e.embed(&[Input::image(ImageSource::Path(root().join("images/grad_336x336.png")))]);
+    assert!(matches!(err, Err(Error::Image { index: 0, .. })), "{err:?}");
+}
+
+#[test]
+fn special_tokens_in_user_text_are_rejected() {
+    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default());
+    for text in ["look: <image> here", "end<|eot_id|>", "<|begin_of_text|>"] {
+        let err = e.embed_texts(&["fine", text]).expect_err(text);
+        assert!(
+            matches!(&err, Error::Prompt { index: 1, source: PromptError::SpecialTokenInText { .. } }),
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
+fn over_long_text_fails_or_is_truncated_as_asked() {
+    let long = "word ".repeat(5000);
+    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default());
+    let err = e.embed_texts(&[&long]).expect_err("too long");
+    assert!(matches!(err, Error::TooLong { index: 0, .. }), "{err}");
+    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default().with_truncation(Truncation::TruncateText));
+    let out = e.embed_texts(&[&long]).expect("truncated");
+    let info = out.info(0).expect("row");
+    assert!(info.seq_len <= e.max_positions() && info.seq_len > e.max_positions() - 8, "{info:?}");
+    // The prompt's end survives truncation: the last tokens are the template's.
+    let ids = e.token_ids(&Input::text("x")).expect("ids");
+    let truncated = e.token_ids(&Input::text(long)).expect("ids");
+    assert_eq!(truncated[truncated.len() - 10..], ids[ids.len() - 10..]);
+}
+
+#[test]
+fn invalid_options_and_custom_prompts_are_rejected() {
+    let dir = root().join("tiny-e5v");
+    let bad = EmbedderOptions::default().with_batch_size(0);
+    assert!(matches!(e5v_core::Embedder::<B>::new(&dir, bad, &Default::default()), Err(Error::InvalidArgument(_))));
+    let swapped = EmbedderOptions::default().with_text_template(e5v_core::Preset::Image.template());
+    assert!(matches!(e5v_core::Embedder::<B>::new(&dir, swapped, &Default::default()), Err(Error::InvalidArgument(_))));
+    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default());
+    let err = e.embed(&[Input::custom("<image> twice <image>", Some(root().join("images/grad_336x336.png").into()), None)]);
+    assert!(matches!(err, Err(Error::Prompt { .. })), "{err:?}");
+    let err = e.embed(&[Input::custom("an <image> without one", None, None)]);
+    assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+    // `<pad>` is an added token outside the embedding table.
+    let err = e.embed(&[Input::custom("raw <pad> prompt", None, None)]);
+    assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+}
+
+#[test]
+fn a_model_directory_without_tokenizer_fails_clearly() {
+    let err = e5v_core::Embedder::<B>::new(root().join("images"), EmbedderOptions::default(), &Default::default())
+        .expect_err("not a model");
+    assert!(err.to_string().contains("config.json"), "{err}");
+}

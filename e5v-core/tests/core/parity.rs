@@ -1,0 +1,96 @@
+//! End-to-end parity with transformers 5.x and 4.41.2, batching and threads.
+
+use burn::tensor::backend::Backend;
+use e5v_core::{EmbedderOptions, Input};
+
+use crate::fixtures::{Case, cases, cosine, embedder, reference};
+
+/// Every reference case: same token ids, sequence length and image-token count, and the
+/// pooled vector within cosine 0.99999 (f32; the decoder parity itself is ~1e-6, see
+/// e5v-model's tests).
+fn every_case_matches_the_reference<B: Backend>() {
+    let all = cases().cases;
+    for dir_behaviour in [("tiny-e5v", "transformers"), ("tiny-e5v-4x", "transformers-4.41")] {
+        let group: Vec<&Case> = all.iter().filter(|c| c.behaviour == dir_behaviour.1).collect();
+        let (dir, anyres) = group[0].setup();
+        let options = EmbedderOptions::new().with_normalize(false).with_anyres(anyres);
+        let embedder = embedder::<B>(dir, options);
+        let inputs: Vec<Input> = group.iter().map(|c| c.input()).collect();
+        for (case, input) in group.iter().zip(&inputs) {
+            assert_eq!(embedder.token_ids(input).expect("tokenises"), case.input_ids, "{}", case.id);
+        }
+        let embeddings = embedder.embed(&inputs).expect("embeds");
+        for (i, case) in group.iter().enumerate() {
+            let info = embeddings.info(i).expect("row");
+            assert_eq!((info.seq_len, info.image_tokens), (case.seq_len, case.image_tokens), "{}", case.id);
+            let expected = reference(&format!("{}.embedding", case.id));
+            let cos = cosine(embeddings.get(i).expect("row"), &expected);
+            assert!(cos >= 0.99999, "{}: cosine {cos}", case.id);
+        }
+    }
+}
+
+/// Batched results equal batch-of-1 results, in input order, whatever the batch size.
+fn batching_does_not_change_results<B: Backend>() {
+    let all = cases().cases;
+    let inputs: Vec<Input> = all
+        .iter()
+        .filter(|c| c.behaviour == "transformers" && c.kind != "composed")
+        .filter(|c| c.image.as_deref().is_none_or(|p| p.contains("336x336") || p.contains("20x13")))
+        .map(Case::input)
+        .collect();
+    let single = embedder::<B>("tiny-e5v", EmbedderOptions::new().with_batch_size(1));
+    let batched = embedder::<B>("tiny-e5v", EmbedderOptions::new().with_batch_size(4));
+    let a = single.embed(&inputs).expect("embeds");
+    let b = batched.embed(&inputs).expect("embeds");
+    assert_eq!(a.len(), inputs.len());
+    for i in 0..inputs.len() {
+        let cos = cosine(a.get(i).expect("row"), b.get(i).expect("row"));
+        assert!(cos >= 0.999999, "input {i}: cosine {cos}");
+        assert_eq!(a.info(i), b.info(i));
+    }
+}
+
+/// One embedder shared by threads gives the sequential results.
+fn concurrent_calls_match_sequential_ones<B: Backend>() {
+    let embedder = embedder::<B>("tiny-e5v", EmbedderOptions::default());
+    let texts = ["a red ball", "two dogs", "Ünïcödé 日本語", ""];
+    let sequential = embedder.embed_texts(&texts).expect("embeds");
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..texts.len())
+            .map(|i| {
+                let embedder = &embedder;
+                scope.spawn(move || embedder.embed_texts(&texts[i..=i]).expect("embeds"))
+            })
+            .collect();
+        for (i, handle) in handles.into_iter().enumerate() {
+            let got = handle.join().expect("thread");
+            let cos = cosine(got.get(0).expect("row"), sequential.get(i).expect("row"));
+            assert!(cos >= 0.999999, "text {i}: cosine {cos}");
+        }
+    });
+}
+
+#[test]
+fn embedders_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<e5v_core::Embedder<burn::backend::NdArray<f32>>>();
+    check::<e5v_core::Embedder<burn::backend::Flex>>();
+}
+
+macro_rules! on_backends {
+    ($($name:ident),*) => {
+        mod ndarray {
+            $(#[test] fn $name() { super::$name::<burn::backend::NdArray<f32>>() })*
+        }
+        mod flex {
+            $(#[test] fn $name() { super::$name::<burn::backend::Flex>() })*
+        }
+    };
+}
+
+on_backends!(
+    every_case_matches_the_reference,
+    batching_does_not_change_results,
+    concurrent_calls_match_sequential_ones
+);
