@@ -1,2 +1,3 @@
-//! E5-V embeddings.
+#![doc = include_str!("../README.md")]
+
 pub use e5v_core::*;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use e5v_model::{DecoderFamily, LlavaNext};
-use e5v_prompt::{ChatTemplate, Modality, Template};
+use e5v_prompt::{ChatTemplate, Modality};
 
 use crate::{
     EmbedderOptions, Embeddings, Error, Input, Result,

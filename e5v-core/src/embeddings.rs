@@ -35,15 +35,6 @@ impl Embeddings {
         Self { dim, data, info }
     }
 
-    pub(crate) fn empty(dim: usize) -> Self {
-        Self::new(dim, Vec::new(), Vec::new())
-    }
-
-    pub(crate) fn append(&mut self, other: Embeddings) {
-        self.data.extend(other.data);
-        self.info.extend(other.info);
-    }
-
     /// Number of vectors.
     pub fn len(&self) -> usize {
         self.info.len()

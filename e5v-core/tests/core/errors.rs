@@ -29,7 +29,9 @@ fn bad_images_are_typed_errors_with_the_input_index() {
         let err = e.embed(&[Input::text("ok"), bad]).expect_err(what);
         match &err {
             Error::Image { index, .. } => assert_eq!(*index, 1, "{what}: {err}"),
-            Error::Io { path, .. } => assert!(path.ends_with("missing.png"), "{what}"),
+            Error::ReadInput { index, path, .. } => {
+                assert!(*index == 1 && path.ends_with("missing.png"), "{what}")
+            }
             other => panic!("{what}: unexpected error {other}"),
         }
     }

@@ -1,0 +1,238 @@
+//! Embeds a JSONL file of inputs with E5-V: the stable command-line contract.
+//!
+//! ```text
+//! cargo run --release --example embed -- --model DIR --input IN.jsonl --output OUT.jsonl \
+//!     [--backend ndarray|flex|wgpu|cuda] [--dtype f32|f16|bf16] [--batch-size N] \
+//!     [--anyres transformers|transformers-4.41] [--no-normalize]
+//! ```
+//! Input lines: `{"text": ...}`, `{"image": PATH}`, `{"image": PATH, "text": ...}` (composed,
+//! CIRR query prompt), each optionally with `"prompt": RAW` (a complete raw prompt with
+//! `<image>` and/or `<sent>`, used verbatim without chat template). Relative image paths
+//! resolve against the input file's folder; blank lines are skipped. Output lines, in input
+//! order: `{"embedding": [...], "seq_len": N, "image_tokens": M or null}`. A bad line fails
+//! the run with its line number, and no output file is written.
+
+use std::{
+    error::Error as _,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
+
+use burn::tensor::backend::Backend;
+use clap::{Parser, ValueEnum};
+use e5v::{AnyresBehaviour, Embedder, EmbedderOptions, Error, Input, Precision};
+use serde_json::{Map, Value, json};
+
+#[derive(Parser, Debug)]
+#[command(about = "Embed texts, images and composed queries with E5-V")]
+struct Args {
+    /// HF model directory (config.json, safetensors, tokenizer.json, processor config).
+    #[arg(long)]
+    model: PathBuf,
+    /// JSONL file of inputs.
+    #[arg(long)]
+    input: PathBuf,
+    /// JSONL file of embeddings, written only if every input succeeds.
+    #[arg(long)]
+    output: PathBuf,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Ndarray)]
+    backend: BackendArg,
+    /// Weights and activations dtype.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    dtype: DtypeArg,
+    /// Inputs per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Image behaviour: current transformers, or 4.41.2 (the paper's numbers).
+    #[arg(long, value_enum, default_value_t = AnyresArg::Transformers)]
+    anyres: AnyresArg,
+    /// Keep the raw (unnormalised) vectors.
+    #[arg(long)]
+    no_normalize: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    Ndarray,
+    #[cfg(feature = "flex")]
+    Flex,
+    #[cfg(feature = "wgpu")]
+    Wgpu,
+    #[cfg(feature = "cuda")]
+    Cuda,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DtypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum AnyresArg {
+    Transformers,
+    #[value(name = "transformers-4.41")]
+    Transformers441,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(count) => {
+            eprintln!("wrote {count} embeddings to {}", args.output.display());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<usize, String> {
+    let (inputs, lines) = read_inputs(&args.input)?;
+    let options = EmbedderOptions::new()
+        .with_batch_size(args.batch_size)
+        .with_normalize(!args.no_normalize)
+        .with_precision(match args.dtype {
+            DtypeArg::F32 => Precision::F32,
+            DtypeArg::F16 => Precision::F16,
+            DtypeArg::Bf16 => Precision::Bf16,
+        })
+        .with_anyres(match args.anyres {
+            AnyresArg::Transformers => AnyresBehaviour::Transformers,
+            AnyresArg::Transformers441 => AnyresBehaviour::Transformers441,
+        });
+    match args.backend {
+        BackendArg::Ndarray => embed::<e5v::NdArray>(args, options, &inputs, &lines),
+        #[cfg(feature = "flex")]
+        BackendArg::Flex => embed::<e5v::Flex>(args, options, &inputs, &lines),
+        #[cfg(feature = "wgpu")]
+        BackendArg::Wgpu => embed::<e5v::Wgpu>(args, options, &inputs, &lines),
+        #[cfg(feature = "cuda")]
+        BackendArg::Cuda => embed::<e5v::Cuda>(args, options, &inputs, &lines),
+    }
+}
+
+/// Embeds in chunks (for progress), then writes all lines through a temporary file.
+fn embed<B: Backend>(
+    args: &Args,
+    options: EmbedderOptions,
+    inputs: &[Input],
+    lines: &[usize],
+) -> Result<usize, String> {
+    let start = Instant::now();
+    let embedder = Embedder::<B>::new(&args.model, options, &Default::default())
+        .map_err(|e| format!("loading {}: {}", args.model.display(), chain(&e)))?;
+    eprintln!("loaded {} in {:.1} s", args.model.display(), start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    let chunk = args.batch_size.max(1) * 4;
+    let mut out = Vec::with_capacity(inputs.len());
+    for (c, inputs) in inputs.chunks(chunk).enumerate() {
+        let embeddings = embedder.embed(inputs).map_err(|e| match input_index(&e) {
+            Some(i) => format!("line {}: {}", lines[c * chunk + i], e.source().map_or_else(|| chain(&e), chain)),
+            None => chain(&e),
+        })?;
+        for (i, row) in embeddings.rows().enumerate() {
+            let info = embeddings.info(i).ok_or("missing row info")?;
+            out.push(json!({"embedding": row, "seq_len": info.seq_len, "image_tokens": info.image_tokens}));
+        }
+        progress(out.len(), lines.len(), start);
+    }
+    eprintln!();
+    write_jsonl(&args.output, &out)?;
+    Ok(out.len())
+}
+
+/// Parses the input file: the inputs and the line number of each.
+fn read_inputs(path: &Path) -> Result<(Vec<Input>, Vec<usize>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut inputs = Vec::new();
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let input = parse_line(line, base).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        inputs.push(input);
+        lines.push(i + 1);
+    }
+    Ok((inputs, lines))
+}
+
+fn parse_line(line: &str, base: &Path) -> Result<Input, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(mut fields) = value else {
+        return Err("expected a JSON object".into());
+    };
+    let mut take = |key: &str| -> Result<Option<String>, String> {
+        match fields.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!("\"{key}\" must be a string, got {other}")),
+        }
+    };
+    let (text, image, prompt) = (take("text")?, take("image")?, take("prompt")?);
+    if let Some(key) = Map::keys(&fields).next() {
+        return Err(format!("unknown field \"{key}\" (expected text, image, prompt)"));
+    }
+    let image = image.map(|p| base.join(p).into());
+    Ok(match (prompt, image, text) {
+        (Some(prompt), image, text) => Input::custom(prompt, image, text),
+        (None, Some(image), Some(text)) => Input::composed(image, text),
+        (None, Some(image), None) => Input::Image(image),
+        (None, None, Some(text)) => Input::text(text),
+        (None, None, None) => return Err("a line needs \"text\", \"image\" or \"prompt\"".into()),
+    })
+}
+
+fn write_jsonl(path: &Path, rows: &[Value]) -> Result<(), String> {
+    let tmp = path.with_extension("jsonl.partial");
+    let write = || -> std::io::Result<()> {
+        let mut file = BufWriter::new(std::fs::File::create(&tmp)?);
+        for row in rows {
+            serde_json::to_writer(&mut file, row)?;
+            file.write_all(b"\n")?;
+        }
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", path.display())
+    })
+}
+
+/// The position (within the call) of the input an error is about, if any.
+fn input_index(error: &Error) -> Option<usize> {
+    match error {
+        Error::Prompt { index, .. }
+        | Error::Image { index, .. }
+        | Error::ReadInput { index, .. }
+        | Error::TooLong { index, .. } => Some(*index),
+        _ => None,
+    }
+}
+
+/// An error and its causes, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+fn progress(done: usize, total: usize, start: Instant) {
+    let elapsed = start.elapsed().as_secs_f64();
+    let rate = done as f64 / elapsed.max(1e-9);
+    let eta = (total - done) as f64 / rate.max(1e-9);
+    eprint!("\r{done}/{total} inputs, {rate:.1}/s, ETA {eta:.0} s   ");
+}
