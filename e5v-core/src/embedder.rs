@@ -39,10 +39,16 @@ impl<B: Backend> std::fmt::Debug for Embedder<B> {
 impl<B: Backend> Embedder<B> {
     /// Loads a HF model directory (`config.json`, safetensors weights, `tokenizer.json`, and
     /// `preprocessor_config.json` or 5.x `processor_config.json`) onto `device`.
-    pub fn new(model_dir: impl AsRef<Path>, options: EmbedderOptions, device: &B::Device) -> Result<Self> {
+    pub fn new(
+        model_dir: impl AsRef<Path>,
+        options: EmbedderOptions,
+        device: &B::Device,
+    ) -> Result<Self> {
         let dir = model_dir.as_ref();
         if options.batch_size == 0 {
-            return Err(Error::InvalidArgument("batch_size must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "batch_size must be at least 1".into(),
+            ));
         }
         for (template, modality) in [
             (&options.text_template, Modality::Text),
@@ -59,9 +65,10 @@ impl<B: Backend> Embedder<B> {
         }
         let model = LlavaNext::load(dir, device, options.precision.dtype())?;
         let config = model.config();
-        let tokenizer = PromptTokenizer::from_file(&dir.join("tokenizer.json"), config.image_token_id)?;
-        let image_config =
-            ImageProcessorConfig::from_model_dir(dir, Some(&config.grid_pinpoints)).map_err(Error::ImageConfig)?;
+        let tokenizer =
+            PromptTokenizer::from_file(&dir.join("tokenizer.json"), config.image_token_id)?;
+        let image_config = ImageProcessorConfig::from_model_dir(dir, Some(&config.grid_pinpoints))
+            .map_err(Error::ImageConfig)?;
         let crop = config.vision.image_size;
         if image_config.crop_size != (crop, crop) {
             return Err(Error::Mismatch(format!(
@@ -138,7 +145,10 @@ impl<B: Backend> Embedder<B> {
     }
 
     /// Embeds images with the image template.
-    pub fn embed_images<I: Into<crate::ImageSource> + Clone>(&self, images: &[I]) -> Result<Embeddings> {
+    pub fn embed_images<I: Into<crate::ImageSource> + Clone>(
+        &self,
+        images: &[I],
+    ) -> Result<Embeddings> {
         let inputs: Vec<Input> = images.iter().cloned().map(Input::image).collect();
         self.embed(&inputs)
     }
@@ -175,17 +185,23 @@ impl<B: Backend> Embedder<B> {
         let mut sequences = Vec::with_capacity(batch.len());
         for item in batch {
             let ids = &item.ids;
-            let split = ids.iter().position(|&id| id == self.tokenizer.image_token_id());
+            let split = ids
+                .iter()
+                .position(|&id| id == self.tokenizer.image_token_id());
             let sequence = match (split, item.image.is_some()) {
                 (Some(at), true) => {
-                    let packed = images.next().ok_or_else(|| internal("image features missing"))?;
+                    let packed = images
+                        .next()
+                        .ok_or_else(|| internal("image features missing"))?;
                     let mut parts = vec![];
                     parts.extend(self.embed_ids(&ids[..at])?);
                     parts.push(packed);
                     parts.extend(self.embed_ids(&ids[at + 1..])?);
                     Tensor::cat(parts, 0)
                 }
-                (None, false) => self.embed_ids(ids)?.ok_or_else(|| internal("empty prompt"))?,
+                (None, false) => self
+                    .embed_ids(ids)?
+                    .ok_or_else(|| internal("empty prompt"))?,
                 _ => return Err(internal("image token and image disagree")),
             };
             sequences.push(sequence);
@@ -198,7 +214,13 @@ impl<B: Backend> Embedder<B> {
             .zip(&lengths)
             .map(|(seq, &len)| match longest - len {
                 0 => seq,
-                pad => Tensor::cat(vec![seq.clone(), Tensor::zeros([pad, hidden], (&self.device, seq.dtype()))], 0),
+                pad => Tensor::cat(
+                    vec![
+                        seq.clone(),
+                        Tensor::zeros([pad, hidden], (&self.device, seq.dtype())),
+                    ],
+                    0,
+                ),
             })
             .collect();
         let rows = batch.len();
@@ -206,12 +228,20 @@ impl<B: Backend> Embedder<B> {
             .iter()
             .flat_map(|&len| (0..longest).map(move |i| i < len))
             .collect();
-        let valid = Tensor::<B, 2, Bool>::from_bool(TensorData::new(valid, [rows, longest]), &self.device);
+        let valid =
+            Tensor::<B, 2, Bool>::from_bool(TensorData::new(valid, [rows, longest]), &self.device);
         let positions = Tensor::<B, 1, Int>::arange(0..longest as i64, &self.device)
             .reshape([1, longest])
             .expand([rows, longest]);
-        let states = self.model.decoder().forward(Tensor::stack(padded, 0), valid, positions);
-        let last: Vec<i64> = lengths.iter().enumerate().map(|(row, &len)| (row * longest + len - 1) as i64).collect();
+        let states = self
+            .model
+            .decoder()
+            .forward(Tensor::stack(padded, 0), valid, positions);
+        let last: Vec<i64> = lengths
+            .iter()
+            .enumerate()
+            .map(|(row, &len)| (row * longest + len - 1) as i64)
+            .collect();
         let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [rows]), &self.device);
         let pooled = states.reshape([rows * longest, hidden]).select(0, last);
         pooled
@@ -227,7 +257,9 @@ impl<B: Backend> Embedder<B> {
         let mut pixels = Vec::new();
         let mut crops = Vec::new();
         for item in batch {
-            let Some((bytes, _)) = &item.image else { continue };
+            let Some((bytes, _)) = &item.image else {
+                continue;
+            };
             let index = item.index;
             let decoded = image::decode(bytes, &self.options.decode_limits)
                 .map_err(|source| Error::Image { index, source })?;
@@ -251,7 +283,9 @@ impl<B: Backend> Embedder<B> {
             .into_iter()
             .map(|(count, size)| {
                 let [_, patches, hidden] = features.dims();
-                let one = features.clone().slice([start..start + count, 0..patches, 0..hidden]);
+                let one = features
+                    .clone()
+                    .slice([start..start + count, 0..patches, 0..hidden]);
                 start += count;
                 Ok(self.model.pack_image(one, size, self.options.anyres)?)
             })

@@ -62,7 +62,9 @@ impl Embeddings {
 
     /// The vectors, one slice each.
     pub fn rows(&self) -> impl ExactSizeIterator<Item = &[f32]> {
-        self.data.chunks_exact(self.dim.max(1)).take(self.info.len())
+        self.data
+            .chunks_exact(self.dim.max(1))
+            .take(self.info.len())
     }
 
     /// The row-major `[len, dim]` matrix.
@@ -114,7 +116,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x = (f64::from(*x) / norm) as f32);
+        v.iter_mut()
+            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     }
 }
 

@@ -34,7 +34,7 @@ mod backend;
 mod embedder;
 mod embeddings;
 mod error;
-mod image;
+pub mod image;
 mod input;
 mod options;
 mod prepare;

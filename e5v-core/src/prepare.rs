@@ -6,9 +6,7 @@ use e5v_model::anyres;
 use e5v_prompt::{ChatTemplate, Modality, Prompt, Template};
 
 use crate::{
-    Error, Input, Result, Truncation,
-    image::ImageError,
-    input::ImageSource,
+    Error, Input, Result, Truncation, image::ImageError, input::ImageSource,
     tokenize::PromptTokenizer,
 };
 
@@ -56,8 +54,14 @@ impl PrepareContext<'_> {
         let (template, chat, text) = match input {
             Input::Text(text) => (self.text_template, self.chat, Some(text.as_str())),
             Input::Image(_) => (self.image_template, self.chat, None),
-            Input::Composed { text, .. } => (self.composed_template, self.chat, Some(text.as_str())),
-            Input::Custom { prompt, image, text } => {
+            Input::Composed { text, .. } => {
+                (self.composed_template, self.chat, Some(text.as_str()))
+            }
+            Input::Custom {
+                prompt,
+                image,
+                text,
+            } => {
                 let modality = match (image.is_some(), text.is_some()) {
                     (true, true) => Modality::Composed,
                     (true, false) => Modality::Image,

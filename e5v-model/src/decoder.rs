@@ -42,7 +42,11 @@ impl<B: Backend> Decoder<B> {
     pub(crate) fn load(w: &mut WeightLoader<B>, config: &DecoderConfig) -> Result<Self> {
         let hidden = config.hidden_size;
         // The vocabulary is whatever the table holds (E5-V's config and table disagree).
-        let vocab = w.shape("decoder.embed_tokens.weight")?.first().copied().unwrap_or(0);
+        let vocab = w
+            .shape("decoder.embed_tokens.weight")?
+            .first()
+            .copied()
+            .unwrap_or(0);
         let layers = (0..config.num_layers)
             .map(|i| DecoderBlock::load(w, config, &format!("decoder.layers.{i}")))
             .collect::<Result<_>>()?;
@@ -99,7 +103,12 @@ impl<B: Backend> DecoderBlock<B> {
         let attn = format!("{prefix}.self_attn");
         let mlp = format!("{prefix}.mlp");
         Ok(Self {
-            input_layernorm: rms_norm(w, &format!("{prefix}.input_layernorm"), hidden, c.rms_norm_eps)?,
+            input_layernorm: rms_norm(
+                w,
+                &format!("{prefix}.input_layernorm"),
+                hidden,
+                c.rms_norm_eps,
+            )?,
             self_attn: MultiHeadAttention {
                 q_proj: w.linear(&format!("{attn}.q_proj"), hidden, q_width, false)?,
                 k_proj: w.linear(&format!("{attn}.k_proj"), hidden, kv_width, false)?,
@@ -129,14 +138,22 @@ impl<B: Backend> DecoderBlock<B> {
         mask: &AttentionMask<B>,
     ) -> Tensor<B, 3> {
         let x = x.clone()
-            + self.self_attn.forward(self.input_layernorm.forward(x), Some(rope), Some(mask));
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), Some(rope), Some(mask));
         let h = self.post_attention_layernorm.forward(x.clone());
-        let gated = self.activation.forward(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h);
+        let gated =
+            self.activation.forward(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h);
         x + self.down_proj.forward(gated)
     }
 }
 
-fn rms_norm<B: Backend>(w: &mut WeightLoader<B>, prefix: &str, size: usize, eps: f64) -> Result<RmsNorm<B>> {
+fn rms_norm<B: Backend>(
+    w: &mut WeightLoader<B>,
+    prefix: &str,
+    size: usize,
+    eps: f64,
+) -> Result<RmsNorm<B>> {
     Ok(RmsNorm {
         weight: w.param(&format!("{prefix}.weight"), [size])?,
         eps,

@@ -29,8 +29,8 @@ mod weights;
 
 pub use anyres::AnyresBehaviour;
 pub use config::{
-    DecoderConfig, DecoderFamily, Llama3RopeScaling, LlavaNextConfig, ProjectorConfig,
-    RopeConfig, VisionConfig,
+    DecoderConfig, DecoderFamily, Llama3RopeScaling, LlavaNextConfig, ProjectorConfig, RopeConfig,
+    VisionConfig,
 };
 pub use decoder::Decoder;
 pub use error::{ModelError, Result};

@@ -9,8 +9,8 @@ use burn::{
 
 use crate::{
     Checkpoint, Decoder, LlavaNextConfig, Projector, Result, VisionTower,
-    packing::{ImageLayout, pack_image},
     anyres::AnyresBehaviour,
+    packing::{ImageLayout, pack_image},
     weights::WeightLoader,
 };
 
@@ -49,7 +49,9 @@ impl<B: Backend> LlavaNext<B> {
         let projector = Projector::load(&mut w, &config.projector)?;
         let image_newline = w.param("image_newline", [config.text.hidden_size])?;
         let decoder = Decoder::load(&mut w, &config.text)?;
-        w.finish(|key| key.starts_with("lm_head.") || VisionTower::<B>::is_unused_key(key, &config.vision))?;
+        w.finish(|key| {
+            key.starts_with("lm_head.") || VisionTower::<B>::is_unused_key(key, &config.vision)
+        })?;
         Ok(Self {
             vision,
             projector,

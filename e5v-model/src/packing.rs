@@ -48,17 +48,25 @@ pub fn pack_image<B: Backend>(
             layout.image_size
         )));
     }
-    let base = features.clone().slice([0..1, 0..patches, 0..hidden]).reshape([patches, hidden]);
+    let base = features
+        .clone()
+        .slice([0..1, 0..patches, 0..hidden])
+        .reshape([patches, hidden]);
     let map = features
         .slice([1..crops, 0..patches, 0..hidden])
         .reshape([rows, cols, side, side, hidden])
         .permute([4, 0, 2, 1, 3])
         .reshape([hidden, rows * side, cols * side]);
-    let (keep_rows, keep_cols) =
-        anyres::unpad_region(layout.image_size, (rows * side, cols * side), layout.behaviour);
+    let (keep_rows, keep_cols) = anyres::unpad_region(
+        layout.image_size,
+        (rows * side, cols * side),
+        layout.behaviour,
+    );
     let (kept_rows, kept_cols) = (keep_rows.len(), keep_cols.len());
     let map = map.slice([0..hidden, keep_rows, keep_cols]);
-    let newline = newline.reshape([hidden, 1, 1]).expand([hidden, kept_rows, 1]);
+    let newline = newline
+        .reshape([hidden, 1, 1])
+        .expand([hidden, kept_rows, 1]);
     let grid = Tensor::cat(vec![map, newline], 2)
         .reshape([hidden, kept_rows * (kept_cols + 1)])
         .transpose();

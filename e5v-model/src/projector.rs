@@ -1,6 +1,10 @@
 //! The multimodal projector: vision features -> decoder embeddings.
 
-use burn::{module::Module, nn::Linear, tensor::{Tensor, backend::Backend}};
+use burn::{
+    module::Module,
+    nn::Linear,
+    tensor::{Tensor, backend::Backend},
+};
 
 use crate::{Result, config::ProjectorConfig, nn::Activation, weights::WeightLoader};
 
@@ -26,6 +30,7 @@ impl<B: Backend> Projector<B> {
     /// # Shapes
     /// - features: `[..., vision_hidden]` -> `[..., text_hidden]`
     pub fn forward<const D: usize>(&self, features: Tensor<B, D>) -> Tensor<B, D> {
-        self.linear_2.forward(self.activation.forward(self.linear_1.forward(features)))
+        self.linear_2
+            .forward(self.activation.forward(self.linear_1.forward(features)))
     }
 }

@@ -43,16 +43,25 @@ struct VisionBlock<B: Backend> {
 
 impl<B: Backend> VisionTower<B> {
     pub(crate) fn load(w: &mut WeightLoader<B>, config: &VisionConfig) -> Result<Self> {
-        let (hidden, channels, patch) = (config.hidden_size, config.num_channels, config.patch_size);
+        let (hidden, channels, patch) =
+            (config.hidden_size, config.num_channels, config.patch_size);
         let positions = config.patches_per_crop() + 1;
-        let conv = w.tensor::<4>("vision.embeddings.patch_embedding.weight", [hidden, channels, patch, patch])?;
+        let conv = w.tensor::<4>(
+            "vision.embeddings.patch_embedding.weight",
+            [hidden, channels, patch, patch],
+        )?;
         let layers = (0..config.feature_blocks)
             .map(|i| VisionBlock::load(w, config, &format!("vision.encoder.layers.{i}")))
             .collect::<Result<_>>()?;
         Ok(Self {
-            patch_embedding: Param::from_tensor(conv.reshape([hidden, channels * patch * patch]).transpose()),
+            patch_embedding: Param::from_tensor(
+                conv.reshape([hidden, channels * patch * patch]).transpose(),
+            ),
             class_embedding: w.param("vision.embeddings.class_embedding", [hidden])?,
-            position_embedding: w.param("vision.embeddings.position_embedding.weight", [positions, hidden])?,
+            position_embedding: w.param(
+                "vision.embeddings.position_embedding.weight",
+                [positions, hidden],
+            )?,
             pre_layrnorm: layer_norm(w, "vision.pre_layrnorm", hidden, config.layer_norm_eps)?,
             layers,
             config: config.clone(),
@@ -85,8 +94,13 @@ impl<B: Backend> VisionTower<B> {
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([crops, side * side, channels * patch * patch]);
         let patches = patches.matmul(self.patch_embedding.val().unsqueeze());
-        let class = self.class_embedding.val().reshape([1, 1, hidden]).expand([crops, 1, hidden]);
-        let mut x = Tensor::cat(vec![class, patches], 1) + self.position_embedding.val().unsqueeze();
+        let class = self
+            .class_embedding
+            .val()
+            .reshape([1, 1, hidden])
+            .expand([crops, 1, hidden]);
+        let mut x =
+            Tensor::cat(vec![class, patches], 1) + self.position_embedding.val().unsqueeze();
         x = self.pre_layrnorm.forward(x);
         for layer in &self.layers {
             x = layer.forward(x);
@@ -100,7 +114,9 @@ impl<B: Backend> VisionBlock<B> {
     fn load(w: &mut WeightLoader<B>, config: &VisionConfig, prefix: &str) -> Result<Self> {
         let (hidden, eps) = (config.hidden_size, config.layer_norm_eps);
         let attn = format!("{prefix}.self_attn");
-        let proj = |w: &mut WeightLoader<B>, name: &str| w.linear(&format!("{attn}.{name}"), hidden, hidden, true);
+        let proj = |w: &mut WeightLoader<B>, name: &str| {
+            w.linear(&format!("{attn}.{name}"), hidden, hidden, true)
+        };
         Ok(Self {
             layer_norm1: layer_norm(w, &format!("{prefix}.layer_norm1"), hidden, eps)?,
             self_attn: MultiHeadAttention {
@@ -113,20 +129,41 @@ impl<B: Backend> VisionBlock<B> {
                 head_dim: hidden / config.num_heads,
             },
             layer_norm2: layer_norm(w, &format!("{prefix}.layer_norm2"), hidden, eps)?,
-            fc1: w.linear(&format!("{prefix}.mlp.fc1"), hidden, config.intermediate_size, true)?,
-            fc2: w.linear(&format!("{prefix}.mlp.fc2"), config.intermediate_size, hidden, true)?,
+            fc1: w.linear(
+                &format!("{prefix}.mlp.fc1"),
+                hidden,
+                config.intermediate_size,
+                true,
+            )?,
+            fc2: w.linear(
+                &format!("{prefix}.mlp.fc2"),
+                config.intermediate_size,
+                hidden,
+                true,
+            )?,
             activation: config.activation,
         })
     }
 
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), None, None);
-        let h = self.fc2.forward(self.activation.forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))));
+        let x = x.clone()
+            + self
+                .self_attn
+                .forward(self.layer_norm1.forward(x), None, None);
+        let h = self.fc2.forward(
+            self.activation
+                .forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))),
+        );
         x + h
     }
 }
 
-fn layer_norm<B: Backend>(w: &mut WeightLoader<B>, prefix: &str, size: usize, eps: f64) -> Result<LayerNorm<B>> {
+fn layer_norm<B: Backend>(
+    w: &mut WeightLoader<B>,
+    prefix: &str,
+    size: usize,
+    eps: f64,
+) -> Result<LayerNorm<B>> {
     Ok(LayerNorm {
         weight: w.param(&format!("{prefix}.weight"), [size])?,
         bias: w.param(&format!("{prefix}.bias"), [size])?,

@@ -39,9 +39,16 @@ fn bad_images_are_typed_errors_with_the_input_index() {
 
 #[test]
 fn decode_limits_reject_large_images_before_decoding() {
-    let limits = e5v_core::DecodeLimits::default().with_max_width(100).with_max_height(100);
-    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default().with_decode_limits(limits));
-    let err = e.embed(&[Input::image(ImageSource::Path(root().join("images/grad_336x336.png")))]);
+    let limits = e5v_core::DecodeLimits::default()
+        .with_max_width(100)
+        .with_max_height(100);
+    let e = embedder::<B>(
+        "tiny-e5v",
+        EmbedderOptions::default().with_decode_limits(limits),
+    );
+    let err = e.embed(&[Input::image(ImageSource::Path(
+        root().join("images/grad_336x336.png"),
+    ))]);
     assert!(matches!(err, Err(Error::Image { index: 0, .. })), "{err:?}");
 }
 
@@ -51,7 +58,13 @@ fn special_tokens_in_user_text_are_rejected() {
     for text in ["look: <image> here", "end<|eot_id|>", "<|begin_of_text|>"] {
         let err = e.embed_texts(&["fine", text]).expect_err(text);
         assert!(
-            matches!(&err, Error::Prompt { index: 1, source: PromptError::SpecialTokenInText { .. } }),
+            matches!(
+                &err,
+                Error::Prompt {
+                    index: 1,
+                    source: PromptError::SpecialTokenInText { .. }
+                }
+            ),
             "{text}: {err}"
         );
     }
@@ -63,10 +76,16 @@ fn over_long_text_fails_or_is_truncated_as_asked() {
     let e = embedder::<B>("tiny-e5v", EmbedderOptions::default());
     let err = e.embed_texts(&[&long]).expect_err("too long");
     assert!(matches!(err, Error::TooLong { index: 0, .. }), "{err}");
-    let e = embedder::<B>("tiny-e5v", EmbedderOptions::default().with_truncation(Truncation::TruncateText));
+    let e = embedder::<B>(
+        "tiny-e5v",
+        EmbedderOptions::default().with_truncation(Truncation::TruncateText),
+    );
     let out = e.embed_texts(&[&long]).expect("truncated");
     let info = out.info(0).expect("row");
-    assert!(info.seq_len <= e.max_positions() && info.seq_len > e.max_positions() - 8, "{info:?}");
+    assert!(
+        info.seq_len <= e.max_positions() && info.seq_len > e.max_positions() - 8,
+        "{info:?}"
+    );
     // The prompt's end survives truncation: the last tokens are the template's.
     let ids = e.token_ids(&Input::text("x")).expect("ids");
     let truncated = e.token_ids(&Input::text(long)).expect("ids");
@@ -77,11 +96,21 @@ fn over_long_text_fails_or_is_truncated_as_asked() {
 fn invalid_options_and_custom_prompts_are_rejected() {
     let dir = root().join("tiny-e5v");
     let bad = EmbedderOptions::default().with_batch_size(0);
-    assert!(matches!(e5v_core::Embedder::<B>::new(&dir, bad, &Default::default()), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        e5v_core::Embedder::<B>::new(&dir, bad, &Default::default()),
+        Err(Error::InvalidArgument(_))
+    ));
     let swapped = EmbedderOptions::default().with_text_template(e5v_core::Preset::Image.template());
-    assert!(matches!(e5v_core::Embedder::<B>::new(&dir, swapped, &Default::default()), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        e5v_core::Embedder::<B>::new(&dir, swapped, &Default::default()),
+        Err(Error::InvalidArgument(_))
+    ));
     let e = embedder::<B>("tiny-e5v", EmbedderOptions::default());
-    let err = e.embed(&[Input::custom("<image> twice <image>", Some(root().join("images/grad_336x336.png").into()), None)]);
+    let err = e.embed(&[Input::custom(
+        "<image> twice <image>",
+        Some(root().join("images/grad_336x336.png").into()),
+        None,
+    )]);
     assert!(matches!(err, Err(Error::Prompt { .. })), "{err:?}");
     let err = e.embed(&[Input::custom("an <image> without one", None, None)]);
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
@@ -92,7 +121,11 @@ fn invalid_options_and_custom_prompts_are_rejected() {
 
 #[test]
 fn a_model_directory_without_tokenizer_fails_clearly() {
-    let err = e5v_core::Embedder::<B>::new(root().join("images"), EmbedderOptions::default(), &Default::default())
-        .expect_err("not a model");
+    let err = e5v_core::Embedder::<B>::new(
+        root().join("images"),
+        EmbedderOptions::default(),
+        &Default::default(),
+    )
+    .expect_err("not a model");
     assert!(err.to_string().contains("config.json"), "{err}");
 }

@@ -65,7 +65,9 @@ impl Case {
 pub fn reference(key: &str) -> Vec<f32> {
     let bytes = std::fs::read(root().join("reference/tensors.safetensors")).expect("tensors");
     let file = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
-    let view = file.tensor(key).unwrap_or_else(|_| panic!("no reference tensor {key}"));
+    let view = file
+        .tensor(key)
+        .unwrap_or_else(|_| panic!("no reference tensor {key}"));
     view.data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -80,7 +82,11 @@ pub fn embedder<B: burn::tensor::backend::Backend>(
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))
 }

@@ -191,7 +191,10 @@ impl LlavaNextConfig {
         }
         let vision = resolve_vision(raw.vision_config, raw.vision_feature_layer.as_ref())?;
         let text = resolve_text(raw.text_config)?;
-        let strategy = raw.vision_feature_select_strategy.as_deref().unwrap_or("default");
+        let strategy = raw
+            .vision_feature_select_strategy
+            .as_deref()
+            .unwrap_or("default");
         if strategy != "default" {
             return Err(ModelError::Unsupported {
                 field: "vision_feature_select_strategy",
@@ -214,14 +217,19 @@ impl LlavaNextConfig {
         };
         let crop = vision.image_size as u32;
         if grid_pinpoints.is_empty()
-            || grid_pinpoints.iter().any(|&(h, w)| h == 0 || w == 0 || h % crop != 0 || w % crop != 0)
+            || grid_pinpoints.iter().any(|&(h, w)| {
+                h == 0 || w == 0 || !h.is_multiple_of(crop) || !w.is_multiple_of(crop)
+            })
         {
             return Err(ModelError::InvalidConfig(format!(
                 "image_grid_pinpoints {grid_pinpoints:?} must be non-empty multiples of the crop size {crop}"
             )));
         }
         Ok(Self {
-            image_token_id: raw.image_token_id.or(raw.image_token_index).unwrap_or(32000),
+            image_token_id: raw
+                .image_token_id
+                .or(raw.image_token_index)
+                .unwrap_or(32000),
             text,
             vision,
             projector,
@@ -231,25 +239,7 @@ impl LlavaNextConfig {
 }
 
 fn resolve_text(raw: Option<RawTextConfig>) -> Result<DecoderConfig> {
-    let raw = raw.unwrap_or_else(|| RawTextConfig {
-        model_type: None,
-        vocab_size: None,
-        hidden_size: None,
-        intermediate_size: None,
-        num_hidden_layers: None,
-        num_attention_heads: None,
-        num_key_value_heads: None,
-        head_dim: None,
-        hidden_act: None,
-        max_position_embeddings: None,
-        rms_norm_eps: None,
-        rope_theta: None,
-        rope_scaling: None,
-        rope_parameters: None,
-        sliding_window: None,
-        attention_bias: None,
-        mlp_bias: None,
-    });
+    let raw = raw.unwrap_or_default();
     let family = match raw.model_type.as_deref().unwrap_or("llama") {
         "llama" => DecoderFamily::Llama,
         "mistral" => DecoderFamily::Mistral,
@@ -277,12 +267,14 @@ fn resolve_text(raw: Option<RawTextConfig>) -> Result<DecoderConfig> {
     let num_heads = raw.num_attention_heads.unwrap_or(32);
     let num_kv_heads = raw.num_key_value_heads.or(kv_default).unwrap_or(num_heads);
     let head_dim = raw.head_dim.unwrap_or(hidden_size / num_heads.max(1));
-    if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+    if num_heads == 0 || num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
         return Err(ModelError::InvalidConfig(format!(
             "num_attention_heads {num_heads} must be a positive multiple of num_key_value_heads {num_kv_heads}"
         )));
     }
-    if raw.head_dim.is_none() && hidden_size % num_heads != 0 || head_dim == 0 || head_dim % 2 != 0
+    if raw.head_dim.is_none() && !hidden_size.is_multiple_of(num_heads)
+        || head_dim == 0
+        || !head_dim.is_multiple_of(2)
     {
         return Err(ModelError::InvalidConfig(format!(
             "head size {head_dim} (hidden {hidden_size} / {num_heads} heads) must be a positive even integer"
@@ -300,8 +292,10 @@ fn resolve_text(raw: Option<RawTextConfig>) -> Result<DecoderConfig> {
             },
         )?),
     };
-    let activation =
-        parse_activation("text_config.hidden_act", raw.hidden_act.as_deref().unwrap_or("silu"))?;
+    let activation = parse_activation(
+        "text_config.hidden_act",
+        raw.hidden_act.as_deref().unwrap_or("silu"),
+    )?;
     Ok(DecoderConfig {
         family,
         vocab_size: raw.vocab_size.unwrap_or(32000),
@@ -320,8 +314,14 @@ fn resolve_text(raw: Option<RawTextConfig>) -> Result<DecoderConfig> {
 }
 
 fn resolve_rope(theta: Option<f64>, params: Option<RawRopeParameters>) -> Result<RopeConfig> {
-    let theta = params.as_ref().and_then(|p| p.rope_theta).or(theta).unwrap_or(10000.0);
-    let kind = params.as_ref().and_then(|p| p.rope_type.clone().or(p.kind.clone()));
+    let theta = params
+        .as_ref()
+        .and_then(|p| p.rope_theta)
+        .or(theta)
+        .unwrap_or(10000.0);
+    let kind = params
+        .as_ref()
+        .and_then(|p| p.rope_type.clone().or(p.kind.clone()));
     let llama3_scaling = match (kind.as_deref(), params) {
         (None | Some("default"), _) | (_, None) => None,
         (Some("llama3"), Some(p)) => Some(Llama3RopeScaling {
@@ -361,18 +361,7 @@ fn resolve_vision(
         None => (1024, 4096, 24, 16, 336, 14),
         Some(_) => (768, 3072, 12, 12, 224, 32),
     };
-    let raw = raw.unwrap_or(RawVisionConfig {
-        model_type: None,
-        hidden_size: None,
-        intermediate_size: None,
-        num_hidden_layers: None,
-        num_attention_heads: None,
-        num_channels: None,
-        image_size: None,
-        patch_size: None,
-        hidden_act: None,
-        layer_norm_eps: None,
-    });
+    let raw = raw.unwrap_or_default();
     match raw.model_type.as_deref() {
         None | Some("clip_vision_model") => {}
         Some(other) => {
@@ -388,12 +377,12 @@ fn resolve_vision(
     let num_heads = raw.num_attention_heads.unwrap_or(heads);
     let image_size = raw.image_size.unwrap_or(image);
     let patch_size = raw.patch_size.unwrap_or(patch);
-    if num_heads == 0 || hidden_size % num_heads != 0 {
+    if num_heads == 0 || !hidden_size.is_multiple_of(num_heads) {
         return Err(ModelError::InvalidConfig(format!(
             "vision hidden_size {hidden_size} is not divisible by {num_heads} heads"
         )));
     }
-    if patch_size == 0 || image_size % patch_size != 0 {
+    if patch_size == 0 || !image_size.is_multiple_of(patch_size) {
         return Err(ModelError::InvalidConfig(format!(
             "vision image_size {image_size} is not a multiple of patch_size {patch_size}"
         )));

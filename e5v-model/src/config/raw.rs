@@ -23,7 +23,7 @@ pub(crate) struct RawLlavaNextConfig {
     pub image_grid_pinpoints: Option<Vec<[u32; 2]>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct RawTextConfig {
     pub model_type: Option<String>,
     pub vocab_size: Option<usize>,
@@ -62,7 +62,7 @@ pub(crate) struct RawRopeParameters {
     pub original_max_position_embeddings: Option<usize>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct RawVisionConfig {
     pub model_type: Option<String>,
     pub hidden_size: Option<usize>,

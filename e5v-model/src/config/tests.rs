@@ -48,15 +48,29 @@ fn e5v_config_resolves_to_the_reference_architecture() {
     let c = LlavaNextConfig::from_json(E5V_4X).expect("valid config");
     let t = &c.text;
     assert_eq!(t.family, DecoderFamily::Llama);
-    assert_eq!((t.hidden_size, t.num_layers, t.num_heads, t.num_kv_heads), (4096, 32, 32, 8));
+    assert_eq!(
+        (t.hidden_size, t.num_layers, t.num_heads, t.num_kv_heads),
+        (4096, 32, 32, 8)
+    );
     assert_eq!((t.intermediate_size, t.head_dim), (14336, 128));
     assert_eq!((t.rms_norm_eps, t.rope.theta), (1e-5, 500000.0));
     assert_eq!(t.rope.llama3_scaling, None);
     assert_eq!(t.activation, Activation::Silu);
     assert_eq!(t.sliding_window, None);
     let v = &c.vision;
-    assert_eq!((v.hidden_size, v.num_layers, v.num_heads, v.intermediate_size), (1024, 24, 16, 4096));
-    assert_eq!((v.image_size, v.patch_size, v.patches_per_crop()), (336, 14, 576));
+    assert_eq!(
+        (
+            v.hidden_size,
+            v.num_layers,
+            v.num_heads,
+            v.intermediate_size
+        ),
+        (1024, 24, 16, 4096)
+    );
+    assert_eq!(
+        (v.image_size, v.patch_size, v.patches_per_crop()),
+        (336, 14, 576)
+    );
     assert_eq!(v.feature_blocks, 23);
     assert_eq!(v.activation, Activation::QuickGelu);
     assert_eq!(c.projector.activation, Activation::Gelu);
@@ -86,13 +100,18 @@ fn mistral_defaults_to_a_4096_window_unless_null() {
     let with = r#"{"model_type": "llava_next", "text_config": {"model_type": "mistral"}}"#;
     let without = r#"{"model_type": "llava_next", "text_config": {"model_type": "mistral", "sliding_window": null}}"#;
     let c = LlavaNextConfig::from_json(with).expect("valid config");
-    assert_eq!((c.text.sliding_window, c.text.num_kv_heads), (Some(4096), 8));
+    assert_eq!(
+        (c.text.sliding_window, c.text.num_kv_heads),
+        (Some(4096), 8)
+    );
     let c = LlavaNextConfig::from_json(without).expect("valid config");
     assert_eq!(c.text.sliding_window, None);
 }
 
 fn error_of(json: &str) -> String {
-    LlavaNextConfig::from_json(json).expect_err("must be rejected").to_string()
+    LlavaNextConfig::from_json(json)
+        .expect_err("must be rejected")
+        .to_string()
 }
 
 #[test]
@@ -113,7 +132,9 @@ fn unsupported_choices_are_named_in_the_error() {
         r#"{"model_type": "llava_next", "text_config": {"rope_scaling": {"rope_type": "yarn", "factor": 2.0}}}"#,
     );
     assert!(e.contains("yarn"), "{e}");
-    let e = error_of(r#"{"model_type": "llava_next", "text_config": {"num_attention_heads": 32, "num_key_value_heads": 5}}"#);
+    let e = error_of(
+        r#"{"model_type": "llava_next", "text_config": {"num_attention_heads": 32, "num_key_value_heads": 5}}"#,
+    );
     assert!(e.contains("num_key_value_heads"), "{e}");
     let e = error_of(r#"{"model_type": "llava_next", "image_grid_pinpoints": [[336, 500]]}"#);
     assert!(e.contains("pinpoints"), "{e}");

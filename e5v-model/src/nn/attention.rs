@@ -3,9 +3,7 @@
 use burn::{
     module::Module,
     nn::Linear,
-    tensor::{
-        Bool, Int, Tensor, backend::Backend, module::attention, ops::AttentionModuleOptions,
-    },
+    tensor::{Bool, Int, Tensor, backend::Backend, module::attention, ops::AttentionModuleOptions},
 };
 
 use super::rope::RopeTables;
@@ -37,9 +35,8 @@ impl<B: Backend> MultiHeadAttention<B> {
         mask: Option<&AttentionMask<B>>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
-        let heads = |t: Tensor<B, 3>, n: usize| {
-            t.reshape([batch, seq, n, self.head_dim]).swap_dims(1, 2)
-        };
+        let heads =
+            |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, self.head_dim]).swap_dims(1, 2);
         let mut q = heads(self.q_proj.forward(x.clone()), self.num_heads);
         let mut k = heads(self.k_proj.forward(x.clone()), self.num_kv_heads);
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
@@ -48,7 +45,9 @@ impl<B: Backend> MultiHeadAttention<B> {
             k = rope.apply(k);
         }
         let out = scaled_dot_product(q, k, v, mask);
-        let out = out.swap_dims(1, 2).reshape([batch, seq, self.num_heads * self.head_dim]);
+        let out = out
+            .swap_dims(1, 2)
+            .reshape([batch, seq, self.num_heads * self.head_dim]);
         self.o_proj.forward(out)
     }
 }
@@ -102,8 +101,13 @@ impl<B: Backend> AttentionMask<B> {
         if let Some(window) = sliding_window {
             hidden = hidden.bool_or((query - key).greater_equal_elem(window as i64));
         }
-        let padding = valid.bool_not().reshape([batch, 1, 1, seq]).expand([batch, 1, seq, seq]);
-        let hidden = hidden.reshape([1, 1, seq, seq]).expand([batch, 1, seq, seq]);
+        let padding = valid
+            .bool_not()
+            .reshape([batch, 1, 1, seq])
+            .expand([batch, 1, seq, seq]);
+        let hidden = hidden
+            .reshape([1, 1, seq, seq])
+            .expand([batch, 1, seq, seq]);
         Self(hidden.bool_or(padding))
     }
 }
@@ -135,14 +139,30 @@ mod tests {
     fn fused_attention_matches_the_definition_with_gqa_causal_and_padding() {
         let device = Default::default();
         let (batch, heads, kv_heads, seq, d) = (2, 4, 2, 5, 8);
-        let q = Tensor::<B, 4>::random([batch, heads, seq, d], Distribution::Normal(0., 2.), &device);
-        let k =
-            Tensor::<B, 4>::random([batch, kv_heads, seq, d], Distribution::Normal(0., 2.), &device);
-        let v =
-            Tensor::<B, 4>::random([batch, kv_heads, seq, d], Distribution::Normal(0., 1.), &device);
+        let q = Tensor::<B, 4>::random(
+            [batch, heads, seq, d],
+            Distribution::Normal(0., 2.),
+            &device,
+        );
+        let k = Tensor::<B, 4>::random(
+            [batch, kv_heads, seq, d],
+            Distribution::Normal(0., 2.),
+            &device,
+        );
+        let v = Tensor::<B, 4>::random(
+            [batch, kv_heads, seq, d],
+            Distribution::Normal(0., 1.),
+            &device,
+        );
         // Row 0 is full; row 1 has two padding tokens at the end.
         let valid = Tensor::<B, 2, Bool>::from_bool(
-            TensorData::new(vec![true; 5].into_iter().chain([true, true, true, false, false]).collect(), [2, 5]),
+            TensorData::new(
+                vec![true; 5]
+                    .into_iter()
+                    .chain([true, true, true, false, false])
+                    .collect(),
+                [2, 5],
+            ),
             &device,
         );
         let mask = AttentionMask::causal(valid, None);
@@ -154,10 +174,12 @@ mod tests {
             Some(mask.0.expand([batch, heads, seq, seq])),
         );
         // Only the real tokens matter (padding queries see no padding keys either way).
-        got.slice([0..2, 0..heads, 0..3, 0..d]).into_data().assert_approx_eq::<f32>(
-            &expected.slice([0..2, 0..heads, 0..3, 0..d]).into_data(),
-            Tolerance::absolute(1e-5),
-        );
+        got.slice([0..2, 0..heads, 0..3, 0..d])
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &expected.slice([0..2, 0..heads, 0..3, 0..d]).into_data(),
+                Tolerance::absolute(1e-5),
+            );
     }
 
     #[test]
@@ -181,8 +203,13 @@ mod tests {
     #[test]
     fn repeat_kv_follows_hf_order() {
         let device = Default::default();
-        let x = Tensor::<B, 1, Int>::arange(0..2, &device).float().reshape([1, 2, 1, 1]);
-        let got = repeat_kv(x, 4).into_data().to_vec::<f32>().expect("f32 data");
+        let x = Tensor::<B, 1, Int>::arange(0..2, &device)
+            .float()
+            .reshape([1, 2, 1, 1]);
+        let got = repeat_kv(x, 4)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 data");
         assert_eq!(got, [0.0, 0.0, 1.0, 1.0]);
     }
 }

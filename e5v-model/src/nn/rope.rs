@@ -96,7 +96,9 @@ mod tests {
             },
             8,
         );
-        let expected: Vec<f32> = (0..4).map(|i| 1.0 / 500000f32.powf(i as f32 / 4.0)).collect();
+        let expected: Vec<f32> = (0..4)
+            .map(|i| 1.0 / 500000f32.powf(i as f32 / 4.0))
+            .collect();
         assert_eq!(rope.inv_freq, expected);
     }
 

@@ -95,7 +95,10 @@ impl Checkpoint {
                 SafeTensors::read_metadata(&map).map_err(|e| corrupt(e.to_string()))?;
             let data_start = 8 + header_len;
             for (key, info) in metadata.tensors() {
-                let (start, end) = (data_start + info.data_offsets.0, data_start + info.data_offsets.1);
+                let (start, end) = (
+                    data_start + info.data_offsets.0,
+                    data_start + info.data_offsets.1,
+                );
                 if end > map.len() {
                     return Err(corrupt(format!(
                         "tensor `{key}` ends at byte {end} but the file has {} bytes",

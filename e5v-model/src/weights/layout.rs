@@ -38,15 +38,33 @@ mod tests {
     #[test]
     fn all_three_layouts_map_to_the_same_keys() {
         let cases = [
-            ("language_model.model.layers.0.mlp.up_proj.weight", "decoder.layers.0.mlp.up_proj.weight"),
+            (
+                "language_model.model.layers.0.mlp.up_proj.weight",
+                "decoder.layers.0.mlp.up_proj.weight",
+            ),
             ("model.language_model.norm.weight", "decoder.norm.weight"),
             ("language_model.lm_head.weight", "lm_head.weight"),
             ("lm_head.weight", "lm_head.weight"),
-            ("vision_tower.vision_model.pre_layrnorm.bias", "vision.pre_layrnorm.bias"),
-            ("model.vision_tower.vision_model.embeddings.class_embedding", "vision.embeddings.class_embedding"),
-            ("vision_tower.encoder.layers.1.mlp.fc1.weight", "vision.encoder.layers.1.mlp.fc1.weight"),
-            ("multi_modal_projector.linear_1.bias", "projector.linear_1.bias"),
-            ("model.multi_modal_projector.linear_2.weight", "projector.linear_2.weight"),
+            (
+                "vision_tower.vision_model.pre_layrnorm.bias",
+                "vision.pre_layrnorm.bias",
+            ),
+            (
+                "model.vision_tower.vision_model.embeddings.class_embedding",
+                "vision.embeddings.class_embedding",
+            ),
+            (
+                "vision_tower.encoder.layers.1.mlp.fc1.weight",
+                "vision.encoder.layers.1.mlp.fc1.weight",
+            ),
+            (
+                "multi_modal_projector.linear_1.bias",
+                "projector.linear_1.bias",
+            ),
+            (
+                "model.multi_modal_projector.linear_2.weight",
+                "projector.linear_2.weight",
+            ),
             ("image_newline", "image_newline"),
             ("model.image_newline", "image_newline"),
         ];

@@ -66,7 +66,10 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
             other => {
                 return Err(ModelError::UnsupportedDtype {
                     key: entry.original_key.clone(),
-                    dtype: format!("{other:?} (in {})", self.checkpoint.path_of(entry).display()),
+                    dtype: format!(
+                        "{other:?} (in {})",
+                        self.checkpoint.path_of(entry).display()
+                    ),
                 });
             }
         };
@@ -78,13 +81,23 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         Ok(tensor)
     }
 
-    pub fn param<const D: usize>(&mut self, key: &str, shape: [usize; D]) -> Result<Param<Tensor<B, D>>> {
+    pub fn param<const D: usize>(
+        &mut self,
+        key: &str,
+        shape: [usize; D],
+    ) -> Result<Param<Tensor<B, D>>> {
         self.tensor(key, shape).map(Param::from_tensor)
     }
 
     /// A PyTorch `nn.Linear` (`weight: [out, in]`, optional `bias: [out]`) as a burn `Linear`,
     /// whose weight is `[in, out]`: the transposed view keeps PyTorch's memory layout.
-    pub fn linear(&mut self, prefix: &str, input: usize, output: usize, bias: bool) -> Result<Linear<B>> {
+    pub fn linear(
+        &mut self,
+        prefix: &str,
+        input: usize,
+        output: usize,
+        bias: bool,
+    ) -> Result<Linear<B>> {
         let weight = self.tensor(&format!("{prefix}.weight"), [output, input])?;
         let bias = match bias {
             true => Some(self.param(&format!("{prefix}.bias"), [output])?),

@@ -12,8 +12,6 @@ pub fn root() -> PathBuf {
 #[derive(Debug, Deserialize)]
 pub struct Case {
     pub id: String,
-    pub behaviour: String,
-    pub kind: String,
     pub input_ids: Vec<u32>,
     pub seq_len: usize,
     pub image_tokens: Option<usize>,
@@ -27,18 +25,25 @@ struct Cases {
 
 pub fn cases() -> Vec<Case> {
     let text = std::fs::read_to_string(root().join("reference/cases.json")).expect("cases.json");
-    serde_json::from_str::<Cases>(&text).expect("valid cases.json").cases
+    serde_json::from_str::<Cases>(&text)
+        .expect("valid cases.json")
+        .cases
 }
 
 pub fn case(id: &str) -> Case {
-    cases().into_iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no case {id}"))
+    cases()
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no case {id}"))
 }
 
 /// A reference tensor as (shape, f32 values).
 pub fn reference(key: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(root().join("reference/tensors.safetensors")).expect("tensors");
     let file = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
-    let view = file.tensor(key).unwrap_or_else(|_| panic!("no reference tensor {key}"));
+    let view = file
+        .tensor(key)
+        .unwrap_or_else(|_| panic!("no reference tensor {key}"));
     let values = view
         .data()
         .chunks_exact(4)
@@ -59,7 +64,11 @@ pub fn max_abs_diff<B: Backend, const D: usize>(got: Tensor<B, D>, expected: Ten
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))
 }

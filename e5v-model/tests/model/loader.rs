@@ -23,12 +23,22 @@ fn tensors() -> BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> {
 /// A model directory holding the fixture's config and the given tensors.
 fn model_dir(tensors: &BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(root().join("tiny-e5v/config.json"), dir.path().join("config.json")).expect("copy");
+    std::fs::copy(
+        root().join("tiny-e5v/config.json"),
+        dir.path().join("config.json"),
+    )
+    .expect("copy");
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
-        .map(|(k, (dtype, shape, data))| (k.clone(), TensorView::new(*dtype, shape.clone(), data).expect("view")))
+        .map(|(k, (dtype, shape, data))| {
+            (
+                k.clone(),
+                TensorView::new(*dtype, shape.clone(), data).expect("view"),
+            )
+        })
         .collect();
-    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).expect("write");
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors"))
+        .expect("write");
     dir
 }
 
@@ -39,9 +49,13 @@ fn load_error(dir: &Path) -> ModelError {
 #[test]
 fn missing_tensor_is_named() {
     let mut t = tensors();
-    t.remove("language_model.model.norm.weight").expect("present");
+    t.remove("language_model.model.norm.weight")
+        .expect("present");
     let err = load_error(model_dir(&t).path());
-    assert!(matches!(&err, ModelError::MissingTensor(k) if k == "decoder.norm.weight"), "{err}");
+    assert!(
+        matches!(&err, ModelError::MissingTensor(k) if k == "decoder.norm.weight"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -52,8 +66,15 @@ fn shape_mismatch_names_both_shapes() {
     entry.2.truncate(63 * 4);
     let err = load_error(model_dir(&t).path());
     match &err {
-        ModelError::ShapeMismatch { key, expected, found } => {
-            assert_eq!((key.as_str(), expected.as_slice(), found.as_slice()), ("image_newline", &[64][..], &[63][..]));
+        ModelError::ShapeMismatch {
+            key,
+            expected,
+            found,
+        } => {
+            assert_eq!(
+                (key.as_str(), expected.as_slice(), found.as_slice()),
+                ("image_newline", &[64][..], &[63][..])
+            );
         }
         other => panic!("unexpected error {other}"),
     }
@@ -64,9 +85,15 @@ fn unexpected_tensor_is_rejected_but_allow_listed_ones_are_not() {
     let t = tensors();
     // The fixture itself holds the lm_head, the last CLIP block and post_layernorm.
     assert!(t.contains_key("language_model.lm_head.weight"));
-    assert!(t.keys().any(|k| k.starts_with("vision_tower.post_layernorm")));
+    assert!(
+        t.keys()
+            .any(|k| k.starts_with("vision_tower.post_layernorm"))
+    );
     let mut t = t;
-    t.insert("language_model.model.extra.weight".into(), (Dtype::F32, vec![1], vec![0; 4]));
+    t.insert(
+        "language_model.model.extra.weight".into(),
+        (Dtype::F32, vec![1], vec![0; 4]),
+    );
     let err = load_error(model_dir(&t).path());
     assert!(
         matches!(&err, ModelError::UnexpectedTensors(keys) if keys == &["language_model.model.extra.weight"]),
@@ -79,7 +106,10 @@ fn unsupported_dtype_is_named() {
     let mut t = tensors();
     t.get_mut("image_newline").expect("present").0 = Dtype::I32;
     let err = load_error(model_dir(&t).path());
-    assert!(matches!(&err, ModelError::UnsupportedDtype { key, .. } if key == "image_newline"), "{err}");
+    assert!(
+        matches!(&err, ModelError::UnsupportedDtype { key, .. } if key == "image_newline"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -89,7 +119,10 @@ fn truncated_and_corrupt_files_are_reported_with_their_path() {
     let bytes = std::fs::read(&path).expect("written");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
     let err = load_error(dir.path());
-    assert!(matches!(&err, ModelError::CorruptFile { path: p, .. } if p == &path), "{err}");
+    assert!(
+        matches!(&err, ModelError::CorruptFile { path: p, .. } if p == &path),
+        "{err}"
+    );
     std::fs::write(&path, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").expect("garbage");
     let err = load_error(dir.path());
     assert!(matches!(&err, ModelError::CorruptFile { .. }), "{err}");
@@ -98,7 +131,11 @@ fn truncated_and_corrupt_files_are_reported_with_their_path() {
 #[test]
 fn a_directory_without_weights_or_with_a_missing_shard_fails_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(root().join("tiny-e5v/config.json"), dir.path().join("config.json")).expect("copy");
+    std::fs::copy(
+        root().join("tiny-e5v/config.json"),
+        dir.path().join("config.json"),
+    )
+    .expect("copy");
     assert!(matches!(load_error(dir.path()), ModelError::NoWeights(_)));
     std::fs::write(
         dir.path().join("model.safetensors.index.json"),
@@ -106,12 +143,18 @@ fn a_directory_without_weights_or_with_a_missing_shard_fails_clearly() {
     )
     .expect("index");
     let err = load_error(dir.path());
-    assert!(err.to_string().contains("model-00001-of-00001.safetensors"), "{err}");
+    assert!(
+        err.to_string().contains("model-00001-of-00001.safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_config_is_an_io_error_naming_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let err = load_error(dir.path());
-    assert!(matches!(&err, ModelError::Io { path, .. } if path.ends_with("config.json")), "{err}");
+    assert!(
+        matches!(&err, ModelError::Io { path, .. } if path.ends_with("config.json")),
+        "{err}"
+    );
 }

@@ -1,16 +1,17 @@
 //! Layer-by-layer and end-to-end parity with transformers on the tiny random checkpoints.
 //!
-//! Tolerances: the fixtures are f32 and the weights are O(1) (see ORACLE.md), so activations
-//! are O(1); f32 reassociation in matmuls and softmax over ≤3000 keys gives ~1e-5 absolute
-//! differences between implementations, which is what the bounds below allow (the batched
-//! reference itself differs from the single run by 3e-5).
+//! Tolerances: the fixtures are f32 with O(1) weights (see ORACLE.md), so activations are O(1)
+//! to O(10). Measured max |diff| against transformers: decoder hidden states 2-4e-6, CLIP layer
+//! -2 1.0-1.5e-5, projector and packed features 6-8e-6 (ndarray and flex); f32 reassociation in
+//! matmuls and softmax accounts for that. The bound below leaves a 3x margin; the pooled vectors
+//! agree to cosine 1 - 2e-9.
 
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData, backend::Backend};
 use e5v_model::{AnyresBehaviour, LlavaNext};
 
 use crate::fixtures::{case, cosine, max_abs_diff, reference, reference_tensor, root};
 
-const TOLERANCE: f32 = 1e-4;
+const TOLERANCE: f32 = 5e-5;
 
 fn load<B: Backend>(dir: &str) -> LlavaNext<B> {
     LlavaNext::load(root().join(dir), &Default::default(), DType::F32).expect("fixture loads")
@@ -33,7 +34,8 @@ fn ids<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
 fn decode<B: Backend>(model: &LlavaNext<B>, embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
     let device = embeddings.device();
     let [seq, hidden] = embeddings.dims();
-    let valid = Tensor::<B, 2, Bool>::from_bool(TensorData::new(vec![true; seq], [1, seq]), &device);
+    let valid =
+        Tensor::<B, 2, Bool>::from_bool(TensorData::new(vec![true; seq], [1, seq]), &device);
     let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
     model
         .decoder()
@@ -43,7 +45,11 @@ fn decode<B: Backend>(model: &LlavaNext<B>, embeddings: Tensor<B, 2>) -> Tensor<
 
 fn last_row<B: Backend>(states: Tensor<B, 2>) -> Vec<f32> {
     let [seq, hidden] = states.dims();
-    states.slice([seq - 1..seq, 0..hidden]).into_data().to_vec().expect("f32")
+    states
+        .slice([seq - 1..seq, 0..hidden])
+        .into_data()
+        .to_vec()
+        .expect("f32")
 }
 
 fn text_hidden_states_match<B: Backend>() {
@@ -55,6 +61,7 @@ fn text_hidden_states_match<B: Backend>() {
             let states = decode(&model, model.decoder().embed(ids(&case.input_ids, &device)));
             let expected = reference_tensor::<B, 2>(&format!("{id}.hidden"), &device);
             let diff = max_abs_diff(states, expected);
+            eprintln!("{dir} {id} hidden: {diff:e}");
             assert!(diff < TOLERANCE, "{dir} {id}: max |diff| {diff}");
         }
     }
@@ -68,26 +75,51 @@ fn image_pipeline_matches_layer_by_layer<B: Backend>() {
         let case = case(&id);
         let pixels = reference_tensor::<B, 4>(&format!("{id}.pixel_values"), &device);
         let clip = model.vision_tower().forward(pixels);
-        let diff = max_abs_diff(clip.clone(), reference_tensor(&format!("{id}.clip_features"), &device));
+        let diff = max_abs_diff(
+            clip.clone(),
+            reference_tensor(&format!("{id}.clip_features"), &device),
+        );
+        eprintln!("{id} CLIP layer -2: {diff:e}");
         assert!(diff < TOLERANCE, "{id} CLIP layer -2: {diff}");
         let projected = model.projector().forward(clip);
-        let diff = max_abs_diff(projected.clone(), reference_tensor(&format!("{id}.projected"), &device));
+        let diff = max_abs_diff(
+            projected.clone(),
+            reference_tensor(&format!("{id}.projected"), &device),
+        );
+        eprintln!("{id} projector: {diff:e}");
         assert!(diff < TOLERANCE, "{id} projector: {diff}");
         let [h, w] = case.image_size.expect("image case");
-        let packed = model.pack_image(projected, (h, w), behaviour(suffix)).expect("packs");
-        assert_eq!(Some(packed.dims()[0]), case.image_tokens, "{id} image tokens");
-        let diff = max_abs_diff(packed.clone(), reference_tensor(&format!("{id}.packed"), &device));
+        let packed = model
+            .pack_image(projected, (h, w), behaviour(suffix))
+            .expect("packs");
+        assert_eq!(
+            Some(packed.dims()[0]),
+            case.image_tokens,
+            "{id} image tokens"
+        );
+        let diff = max_abs_diff(
+            packed.clone(),
+            reference_tensor(&format!("{id}.packed"), &device),
+        );
+        eprintln!("{id} packed: {diff:e}");
         assert!(diff < TOLERANCE, "{id} packed: {diff}");
 
         // Splice at the image token and run the decoder: the pooled vector is E5-V's.
-        let at = case.input_ids.iter().position(|&t| t == model.config().image_token_id).expect("image token");
+        let at = case
+            .input_ids
+            .iter()
+            .position(|&t| t == model.config().image_token_id)
+            .expect("image token");
         let before = model.decoder().embed(ids(&case.input_ids[..at], &device));
-        let after = model.decoder().embed(ids(&case.input_ids[at + 1..], &device));
+        let after = model
+            .decoder()
+            .embed(ids(&case.input_ids[at + 1..], &device));
         let sequence = Tensor::cat(vec![before, packed, after], 0);
         assert_eq!(sequence.dims()[0], case.seq_len);
         let pooled = last_row(decode(&model, sequence));
         let (_, expected) = reference(&format!("{id}.embedding"));
         let cos = cosine(&pooled, &expected);
+        eprintln!("{id}: cosine {cos}");
         assert!(cos > 0.99999, "{id}: cosine {cos}");
     }
 }
@@ -99,10 +131,16 @@ fn both_layouts_load_the_same_weights<B: Backend>() {
         .iter()
         .map(|dir| {
             let model = load::<B>(dir);
-            last_row(decode(&model, model.decoder().embed(ids(&case.input_ids, &device))))
+            last_row(decode(
+                &model,
+                model.decoder().embed(ids(&case.input_ids, &device)),
+            ))
         })
         .collect();
-    assert_eq!(pooled[0], pooled[1], "f32 and fp16-sharded copies hold the same values");
+    assert_eq!(
+        pooled[0], pooled[1],
+        "f32 and fp16-sharded copies hold the same values"
+    );
 }
 
 macro_rules! on_backends {
