@@ -128,13 +128,21 @@ fn embed<B: Backend>(
     let start = Instant::now();
     let embedder = Embedder::<B>::new(&args.model, options, &Default::default())
         .map_err(|e| format!("loading {}: {}", args.model.display(), chain(&e)))?;
-    eprintln!("loaded {} in {:.1} s", args.model.display(), start.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {} in {:.1} s",
+        args.model.display(),
+        start.elapsed().as_secs_f64()
+    );
     let start = Instant::now();
     let chunk = args.batch_size.max(1) * 4;
     let mut out = Vec::with_capacity(inputs.len());
     for (c, inputs) in inputs.chunks(chunk).enumerate() {
         let embeddings = embedder.embed(inputs).map_err(|e| match input_index(&e) {
-            Some(i) => format!("line {}: {}", lines[c * chunk + i], e.source().map_or_else(|| chain(&e), chain)),
+            Some(i) => format!(
+                "line {}: {}",
+                lines[c * chunk + i],
+                e.source().map_or_else(|| chain(&e), chain)
+            ),
             None => chain(&e),
         })?;
         for (i, row) in embeddings.rows().enumerate() {
@@ -158,7 +166,8 @@ fn read_inputs(path: &Path) -> Result<(Vec<Input>, Vec<usize>), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let input = parse_line(line, base).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        let input =
+            parse_line(line, base).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
         inputs.push(input);
         lines.push(i + 1);
     }
@@ -179,7 +188,9 @@ fn parse_line(line: &str, base: &Path) -> Result<Input, String> {
     };
     let (text, image, prompt) = (take("text")?, take("image")?, take("prompt")?);
     if let Some(key) = Map::keys(&fields).next() {
-        return Err(format!("unknown field \"{key}\" (expected text, image, prompt)"));
+        return Err(format!(
+            "unknown field \"{key}\" (expected text, image, prompt)"
+        ));
     }
     let image = image.map(|p| base.join(p).into());
     Ok(match (prompt, image, text) {

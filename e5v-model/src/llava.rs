@@ -8,7 +8,7 @@ use burn::{
 };
 
 use crate::{
-    Checkpoint, Decoder, LlavaNextConfig, Projector, Result, VisionTower,
+    Checkpoint, Decoder, LlavaNextConfig, ModelError, Projector, Result, VisionTower,
     anyres::AnyresBehaviour,
     packing::{ImageLayout, pack_image},
     weights::WeightLoader,
@@ -44,6 +44,13 @@ impl<B: Backend> LlavaNext<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<Self> {
+        if !B::supports_dtype(device, dtype) {
+            return Err(ModelError::Unsupported {
+                field: "dtype",
+                found: format!("{dtype:?} on {}", B::name(device)),
+                supported: "the dtypes of the backend (ndarray: F32; flex, wgpu, cuda: F32, F16, BF16)",
+            });
+        }
         let mut w = WeightLoader::new(checkpoint, device, dtype);
         let vision = VisionTower::load(&mut w, &config.vision)?;
         let projector = Projector::load(&mut w, &config.projector)?;

@@ -158,3 +158,13 @@ fn missing_config_is_an_io_error_naming_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dtype_the_backend_cannot_hold_is_an_error_not_a_panic() {
+    let err = LlavaNext::<B>::load(root().join("tiny-e5v"), &Default::default(), DType::F16)
+        .expect_err("ndarray has no f16");
+    assert!(
+        matches!(&err, ModelError::Unsupported { field: "dtype", .. }),
+        "{err}"
+    );
+}
