@@ -58,6 +58,26 @@ pub enum EvalError {
     /// non-finite embeddings).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The model could not be loaded, or failed to embed an input.
+    #[error("embedding failed: {context}")]
+    Embedding {
+        /// What was being embedded (e.g. `flickr30k images, batch at item 64`).
+        context: String,
+        /// The embedder's error.
+        #[source]
+        source: e5v_core::Error,
+    },
+    /// An embedding cache file is unusable (wrong header, another model's vectors).
+    #[error("embedding cache {}: {message}", path.display())]
+    Cache {
+        /// The cache file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A caption could not be rendered (the bundled font could not be read).
+    #[error("caption rendering: {0}")]
+    Render(String),
 }
 
 /// The crate's result type.

@@ -1,18 +1,23 @@
-//! The E5-V paper's benchmarks: dataset loaders, metrics, published numbers and reports.
+#![doc = include_str!("../README.md")]
 //!
-//! This crate is backend-free: it never runs the model. A runner embeds the loaded images and
-//! texts (with e5v-core and the prompts of the reference), hands the L2-normalised embeddings
-//! to [`metrics`], and collects the numbers in a [`report::Report`].
+//! # Modules
 //!
-//! Modules:
+//! The library itself never runs the model except in [`runner`]: a caller can embed the loaded
+//! images and texts any way it likes, hand the L2-normalised embeddings to [`metrics`], and
+//! collect the numbers in a [`report::Report`].
+//!
 //! - [`datasets`]: Karpathy JSON (Flickr30K, COCO), CIRR rc2 (plus the test-server submission
-//!   writer), FashionIQ val, STS12-16 / STS-B / SICK-R in SentEval's layout. Typed structs,
-//!   image paths relative to an image folder, errors naming file and line.
+//!   writer), FashionIQ val, STS12-16 / STS-B / SICK-R in SentEval's layout, the mini set and
+//!   the word-similarity files. Typed structs, image paths relative to an image folder, errors
+//!   naming file and line.
 //! - [`metrics`]: [`metrics::Embeddings`]; blocked scoring with bounded memory; image-text
 //!   Recall@K in both directions; CIRR (reference excluded), CIRR subset and FashionIQ recall;
 //!   Spearman / Pearson for STS.
 //! - [`published`]: the paper's numbers known to this crate, as data.
 //! - [`report`]: serde result structs per task and a plain-text table.
+//! - [`render`]: captions drawn as images for the image-image variants.
+//! - [`runner`]: [`runner::run_task`], what the `e5v-eval` binary runs: streaming embedding
+//!   with an on-disk cache, every benchmark end to end.
 //! - [`Task`] and [`Metric`]: what is evaluated and what is reported.
 //!
 //! ```no_run
@@ -48,7 +53,9 @@ pub mod datasets;
 mod error;
 pub mod metrics;
 pub mod published;
+pub mod render;
 pub mod report;
+pub mod runner;
 mod task;
 
 pub use error::{EvalError, Result};

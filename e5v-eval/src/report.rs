@@ -91,6 +91,10 @@ impl TaskReport {
 pub struct Report {
     /// What was evaluated (model id, precision, backend).
     pub model: String,
+    /// Notes on the whole run (e.g. that random weights make the numbers meaningless), shown
+    /// above the table.
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Per-task results, in insertion order.
     pub tasks: Vec<TaskReport>,
 }
@@ -100,8 +104,14 @@ impl Report {
     pub fn new(model: impl Into<String>) -> Self {
         Self {
             model: model.into(),
+            notes: Vec::new(),
             tasks: Vec::new(),
         }
+    }
+
+    /// Adds a note on the whole run.
+    pub fn push_note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
     }
 
     /// Adds a task's results.
@@ -125,8 +135,9 @@ impl Report {
         Some(TaskReport::new(Task::StsAverage).with_metric(Metric::Spearman, mean))
     }
 
-    /// A plain-text table: one row per metric with our value, the paper's E5-V and CLIP ViT-L
-    /// values (`-` when unknown) and our difference to E5-V; then the notes.
+    /// A plain-text table: the run's notes, one row per metric with our value, the paper's E5-V
+    /// and CLIP ViT-L values (`-` when unknown) and our difference to E5-V; then the tasks'
+    /// notes.
     pub fn render_table(&self) -> String {
         let fmt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
         let header = [
@@ -159,6 +170,9 @@ impl Report {
         }
         let mut out = String::new();
         let _ = writeln!(out, "model: {}", self.model);
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
         let line = |out: &mut String, cells: [&str; 6]| {
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
                 let sep = if i == 0 { "" } else { "  " };

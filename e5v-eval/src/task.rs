@@ -43,6 +43,15 @@ pub enum Task {
     SickRelatedness,
     /// Mean of the seven STS tasks.
     StsAverage,
+    /// The bundled mini set (`assets/mini/`): text-image retrieval over ~20 CC0 images with
+    /// hand-written captions; a sanity check, not a paper benchmark.
+    Mini,
+    /// WordSim353 word relatedness (Spearman), a sanity check of the text side.
+    #[serde(rename = "wordsim353")]
+    WordSim353,
+    /// SimLex-999 word similarity (Spearman), a sanity check of the text side.
+    #[serde(rename = "simlex999")]
+    SimLex999,
 }
 
 impl Task {
@@ -75,6 +84,9 @@ impl Task {
             Task::StsBenchmark => "STS-B",
             Task::SickRelatedness => "SICK-R",
             Task::StsAverage => "STS avg",
+            Task::Mini => "mini",
+            Task::WordSim353 => "WordSim353",
+            Task::SimLex999 => "SimLex-999",
         }
     }
 }
@@ -211,6 +223,10 @@ mod tests {
             "\"sts_benchmark\""
         );
         assert_eq!(Task::from(StsYear::Sts14), Task::Sts14);
+        assert_eq!(
+            serde_json::to_string(&Task::SimLex999).expect("json"),
+            "\"simlex999\""
+        );
         // Recall@10 sorts after Recall@5 (numeric k, not string order).
         assert!(Metric::Recall(5) < Metric::Recall(10));
     }

@@ -41,7 +41,8 @@ impl SubmissionMetric {
 }
 
 /// Builds the submission JSON text. `rankings[i]` are gallery indices for query `i`, best first
-/// (from `cirr_top_k` / `cirr_subset_top_k`); the first [`SubmissionMetric::top_k`] are written.
+/// (from `cirr_top_k` / `cirr_subset_top_k`); the first [`SubmissionMetric::top_k`] are written
+/// (all candidates when a miniature gallery or subset has fewer).
 ///
 /// Fails with [`EvalError::InvalidArgument`] if the number of rankings differs from the number
 /// of queries, a ranking is too short, or an index is outside the gallery.
@@ -62,15 +63,25 @@ pub fn cirr_submission_json(
     map.insert("version".into(), Value::from("rc2"));
     map.insert("metric".into(), Value::from(metric.name()));
     for (query, ranking) in dataset.queries.iter().zip(rankings) {
-        if ranking.len() < k {
+        // Fewer than k candidates exist only in miniature galleries: then all are listed.
+        let candidates = match metric {
+            SubmissionMetric::Recall => dataset.images.len(),
+            SubmissionMetric::RecallSubset => query
+                .members
+                .iter()
+                .filter(|&&m| m != query.reference)
+                .count(),
+        };
+        let needed = k.min(candidates);
+        if ranking.len() < needed {
             return Err(EvalError::InvalidArgument(format!(
                 "pairid {}: {} ranked images, {} needed",
                 query.pairid,
                 ranking.len(),
-                k
+                needed
             )));
         }
-        let names = ranking[..k]
+        let names = ranking[..needed]
             .iter()
             .map(|&i| {
                 dataset

@@ -4,3 +4,4 @@
 mod fixtures;
 mod loader;
 mod parity;
+mod variants;

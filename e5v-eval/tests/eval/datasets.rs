@@ -1,7 +1,7 @@
 //! Loaders against the hand-written fixtures in `tests/data/` (see its README), including the
 //! malformed variants: every error must name the file and the line or entry.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use e5v_eval::EvalError;
 use e5v_eval::datasets::{
@@ -10,11 +10,7 @@ use e5v_eval::datasets::{
     load_sick_relatedness, load_sts_benchmark, load_sts_year, write_cirr_submission,
 };
 
-fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(rel)
-}
+use crate::fixtures::data;
 
 /// Asserts a `MalformedJson` error in `file` at `line`, with `needle` in the message.
 fn assert_json_error(err: EvalError, file: &str, line: usize, needle: &str) {
@@ -213,7 +209,7 @@ fn cirr_test1_and_submission() {
         serde_json::json!(["test1-906-0-img1", "test1-83-0-img1", "test1-83-1-img1"])
     );
     assert_eq!(v.as_object().map(|o| o.len()), Some(4));
-    // Recall needs 50 per query; the fixture gallery has only 6.
+    // Recall needs 50 per query, or the whole gallery when it is smaller (6 here).
     assert!(matches!(
         cirr_submission_json(&d, &subset, SubmissionMetric::Recall),
         Err(EvalError::InvalidArgument(_))
@@ -362,4 +358,26 @@ fn sts_malformed() {
         matches!(&err, EvalError::Io { path, .. } if path.ends_with("STS.input.MSRpar.txt")),
         "{err:?}"
     );
+}
+
+#[test]
+fn mini_and_word_similarity() {
+    use e5v_eval::datasets::{WordSimSet, load_mini, load_word_similarity};
+
+    let d = load_mini(&data("mini")).expect("loads");
+    assert_eq!(d.images.len(), 3);
+    assert_eq!(d.caption_to_image, [0, 1, 2]);
+    assert_eq!(d.images[1].path, Path::new("green-bar.png"));
+    let pairs = load_word_similarity(&data("mini").join(WordSimSet::WordSim353.file_name()))
+        .expect("loads");
+    assert_eq!(pairs.len(), 6);
+    assert_eq!(
+        (pairs[0].word1.as_str(), pairs[0].word2.as_str()),
+        ("tiger", "cat")
+    );
+    assert_eq!(pairs[5].score, 0.2);
+    let err = load_word_similarity(&data("mini/captions.json")).expect_err("not a TSV");
+    assert_line_error(err, "captions.json", 1, "3 tab-separated columns");
+    let err = load_mini(&data("karpathy")).expect_err("no captions.json");
+    assert!(matches!(err, EvalError::Io { .. }), "{err}");
 }

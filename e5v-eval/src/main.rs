@@ -1,0 +1,98 @@
+//! `e5v-eval`: one benchmark of the E5-V paper per subcommand (see the crate README).
+//!
+//! ```text
+//! cargo run --release -p e5v-eval -- <task> --model DIR --data DIR [--backend ndarray|flex|wgpu|cuda]
+//!     [--dtype f32|f16|bf16] [--batch-size N] [--anyres transformers|transformers-4.41]
+//!     [--cache DIR | --no-cache] [--output report.json] [--limit N] [--threads N] [--quiet]
+//! ```
+//! The results table goes to stdout, progress and errors to stderr.
+
+#[cfg(not(any(
+    feature = "ndarray",
+    feature = "flex",
+    feature = "wgpu",
+    feature = "cuda"
+)))]
+compile_error!("e5v-eval needs a backend feature: ndarray, flex, wgpu or cuda");
+
+mod cli;
+
+use std::error::Error as _;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use clap::Parser;
+use e5v_eval::EvalError;
+use e5v_eval::runner::{EvalModel, run_task};
+
+use cli::{BackendArg, Cli, Plan};
+
+fn main() -> ExitCode {
+    let plan = Cli::parse().plan();
+    let result = match plan.common.backend {
+        #[cfg(feature = "ndarray")]
+        BackendArg::Ndarray => run::<e5v_core::NdArray>(&plan),
+        #[cfg(feature = "flex")]
+        BackendArg::Flex => run::<e5v_core::Flex>(&plan),
+        #[cfg(feature = "wgpu")]
+        BackendArg::Wgpu => run::<e5v_core::Wgpu>(&plan),
+        #[cfg(feature = "cuda")]
+        BackendArg::Cuda => run::<e5v_core::Cuda>(&plan),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its sources, `: `-separated.
+fn chain(e: &EvalError) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
+}
+
+fn run<B: Backend>(plan: &Plan) -> Result<(), EvalError> {
+    let start = Instant::now();
+    let model = EvalModel::<B>::load(&plan.common.model, plan.model.clone(), &Default::default())?;
+    eprintln!(
+        "loaded {} in {:.1} s",
+        model.label(),
+        start.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
+    let output = run_task(&model, plan.task, &plan.config)?;
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (e.g. `| head`) is not an error of the evaluation.
+    let _ = write!(stdout, "{}", output.report.render_table());
+    let _ = stdout.flush();
+    eprintln!(
+        "{} in {:.1} s: {} vectors computed, {} from the cache",
+        plan.task.name(),
+        start.elapsed().as_secs_f64(),
+        output.cache.embedded,
+        output.cache.hits
+    );
+    for file in &output.files {
+        eprintln!("wrote {}", file.display());
+    }
+    if let Some(path) = &plan.common.output {
+        let json = serde_json::to_string_pretty(&output.report)
+            .map_err(|e| EvalError::InvalidArgument(format!("cannot serialise the report: {e}")))?;
+        std::fs::write(path, json + "\n").map_err(|source| EvalError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
