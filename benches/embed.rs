@@ -1,9 +1,10 @@
 //! Embedding throughput per batch size on the CPU backends, and image preprocessing alone.
 //!
 //! ```sh
-//! cargo bench --bench embed                      # the tiny fixture: a smoke run, ~1 min
+//! cargo bench --bench embed                      # tiny fixture, ~5 min on 2 cores
+//! E5V_BENCH_BATCHES=1 cargo bench --bench embed   # tiny fixture, batch 1 only: < 1 min
 //! python3 scripts/bench/make_checkpoint.py --scale small
-//! E5V_BENCH_MODEL=target/bench-models/small cargo bench --bench embed   # ~10 min on 2 cores
+//! E5V_BENCH_MODEL=target/bench-models/small cargo bench --bench embed   # ~20 min on 2 cores
 //! scripts/bench/compare_ndarray_flex.sh          # the latter, with flex/ndarray ratios
 //! ```
 //!

@@ -55,15 +55,18 @@ fn main() -> ExitCode {
             let bytes = params * dtype.size();
             let ratio =
                 |kib: Option<u64>| kib.map_or(f64::NAN, |k| (k * 1024) as f64 / bytes as f64);
-            println!(
-                "backend={backend} dtype={dtype:?} params={params} param_bytes={bytes} load_s={seconds:.2} \
-                 rss_before_kib={} peak_rss_kib={} rss_after_kib={} peak_over_params={:.3} after_over_params={:.3}",
-                before.unwrap_or(0),
-                peak.unwrap_or(0),
-                after.unwrap_or(0),
-                ratio(peak),
-                ratio(after),
-            );
+            let fields = [
+                format!("backend={backend} dtype={dtype:?} params={params} param_bytes={bytes}"),
+                format!("load_s={seconds:.2} rss_before_kib={}", before.unwrap_or(0)),
+                format!(
+                    "peak_rss_kib={} rss_after_kib={}",
+                    peak.unwrap_or(0),
+                    after.unwrap_or(0)
+                ),
+                format!("peak_over_params={:.3}", ratio(peak)),
+                format!("after_over_params={:.3}", ratio(after)),
+            ];
+            println!("{}", fields.join(" "));
             ExitCode::SUCCESS
         }
         Err(e) => {
