@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData, backend::Backend};
+use e5v_model::LlavaNext;
 use serde::Deserialize;
 
 pub fn root() -> PathBuf {
@@ -74,3 +75,26 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 use burn::tensor::ElementConversion;
+
+pub fn load<B: Backend>(dir: &str) -> LlavaNext<B> {
+    LlavaNext::load(root().join(dir), &Default::default(), DType::F32).expect("fixture loads")
+}
+
+pub fn ids<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
+    let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    let n = ids.len();
+    Tensor::from_data(TensorData::new(ids, [n]), device)
+}
+
+/// Runs the decoder on one sequence of embeddings and returns all final hidden states.
+pub fn decode<B: Backend>(model: &LlavaNext<B>, embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
+    let device = embeddings.device();
+    let [seq, hidden] = embeddings.dims();
+    let valid =
+        Tensor::<B, 2, Bool>::from_bool(TensorData::new(vec![true; seq], [1, seq]), &device);
+    let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+    model
+        .decoder()
+        .forward(embeddings.unsqueeze(), valid, positions)
+        .reshape([seq, hidden])
+}

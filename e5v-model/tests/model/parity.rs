@@ -6,41 +6,18 @@
 //! matmuls and softmax accounts for that. The bound below leaves a 3x margin; the pooled vectors
 //! agree to cosine 1 - 2e-9.
 
-use burn::tensor::{Bool, DType, Int, Tensor, TensorData, backend::Backend};
-use e5v_model::{AnyresBehaviour, LlavaNext};
+use burn::tensor::{Tensor, backend::Backend};
+use e5v_model::AnyresBehaviour;
 
-use crate::fixtures::{case, cosine, max_abs_diff, reference, reference_tensor, root};
+use crate::fixtures::{case, cosine, decode, ids, load, max_abs_diff, reference, reference_tensor};
 
 const TOLERANCE: f32 = 5e-5;
-
-fn load<B: Backend>(dir: &str) -> LlavaNext<B> {
-    LlavaNext::load(root().join(dir), &Default::default(), DType::F32).expect("fixture loads")
-}
 
 fn behaviour(suffix: &str) -> AnyresBehaviour {
     match suffix {
         "t5" => AnyresBehaviour::Transformers,
         _ => AnyresBehaviour::Transformers441,
     }
-}
-
-fn ids<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
-    let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
-    let n = ids.len();
-    Tensor::from_data(TensorData::new(ids, [n]), device)
-}
-
-/// Runs the decoder on one sequence of embeddings and returns all final hidden states.
-fn decode<B: Backend>(model: &LlavaNext<B>, embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
-    let device = embeddings.device();
-    let [seq, hidden] = embeddings.dims();
-    let valid =
-        Tensor::<B, 2, Bool>::from_bool(TensorData::new(vec![true; seq], [1, seq]), &device);
-    let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-    model
-        .decoder()
-        .forward(embeddings.unsqueeze(), valid, positions)
-        .reshape([seq, hidden])
 }
 
 fn last_row<B: Backend>(states: Tensor<B, 2>) -> Vec<f32> {

@@ -10,11 +10,11 @@
 //! The generator checks that each feature matters: the same weights without the window / the
 //! scaling move the hidden states by 3.3-4.6 (max |diff|). Tolerance as in `parity.rs`.
 
-use burn::tensor::{Bool, DType, Int, Tensor, TensorData, backend::Backend};
-use e5v_model::{AnyresBehaviour, DecoderFamily, LlavaNext, LlavaNextConfig};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use e5v_model::{AnyresBehaviour, DecoderFamily, LlavaNextConfig};
 use serde::Deserialize;
 
-use crate::fixtures::{cosine, max_abs_diff, reference_tensor, root};
+use crate::fixtures::{cosine, decode, ids, load, max_abs_diff, reference_tensor, root};
 
 const TOLERANCE: f32 = 5e-5;
 const MISTRAL: &str = "tiny-llava-mistral";
@@ -66,30 +66,6 @@ fn variant_tensor<B: Backend, const D: usize>(key: &str, device: &B::Device) -> 
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     Tensor::from_data(TensorData::new(values, view.shape().to_vec()), device)
-}
-
-fn load<B: Backend>(dir: &str) -> LlavaNext<B> {
-    LlavaNext::load(root().join(dir), &Default::default(), DType::F32).expect("fixture loads")
-}
-
-fn ids<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
-    let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
-    let n = ids.len();
-    Tensor::from_data(TensorData::new(ids, [n]), device)
-}
-
-/// Runs the decoder on one unpadded sequence (positions 0..seq) and returns every final hidden
-/// state.
-fn decode<B: Backend>(model: &LlavaNext<B>, embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
-    let device = embeddings.device();
-    let [seq, hidden] = embeddings.dims();
-    let valid =
-        Tensor::<B, 2, Bool>::from_bool(TensorData::new(vec![true; seq], [1, seq]), &device);
-    let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-    model
-        .decoder()
-        .forward(embeddings.unsqueeze(), valid, positions)
-        .reshape([seq, hidden])
 }
 
 #[test]
