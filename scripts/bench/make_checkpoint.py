@@ -15,6 +15,8 @@ network's activations stay O(1) at any scale. Only numpy is needed (no torch, no
 
     python3 scripts/bench/make_checkpoint.py --scale small   # -> target/bench-models/small (~40 MB)
     python3 scripts/bench/make_checkpoint.py --scale mid     # -> target/bench-models/mid (~1.4 GB)
+    python3 scripts/bench/make_checkpoint.py --scale narrow  # -> target/bench-models/narrow (~0.8 GB)
+    python3 scripts/bench/make_checkpoint.py --scale full    # -> target/bench-models/full (~14.6 GB)
 
 transformers >= 4.41 loads the result with ``LlavaNextForConditionalGeneration.from_pretrained``.
 """
@@ -51,6 +53,12 @@ SCALES = {
     "small": dict(text=(512, 4, 8, 2, 1536), vision=(256, 4, 4, 1024), shard_mb=16),
     # ~0.70 B parameters, ~1.4 GB fp16 on disk (~2.7 GB loaded as f32): the memory test
     "mid": dict(text=(2048, 12, 16, 4, 5632), vision=(1024, 12, 16, 4096), shard_mb=500),
+    # deep and narrow: a 135M Llama-architecture decoder (SmolLM's sizes, 30 layers) behind
+    # E5-V's own CLIP ViT-L/14-336: per-op overhead and small matrices dominate (~0.8 GB)
+    "narrow": dict(text=(576, 30, 9, 3, 1536), vision=(1024, 24, 16, 4096), shard_mb=500),
+    # E5-V's real sizes (Llama-3-8B + CLIP ViT-L/14-336), ~14.6 GB fp16 on disk: the 128k
+    # vocabulary is the fixture's 1024 here, everything else is the real shape
+    "full": dict(text=(4096, 32, 32, 8, 14336), vision=(1024, 24, 16, 4096), shard_mb=5000),
 }
 
 

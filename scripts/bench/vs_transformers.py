@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Time the transformers reference embedding N texts and N images (one batch each), the way
-E5-V does it: processor (tokenizer + LlavaNextImageProcessor) + LlavaNextModel, last token of
-the final hidden state, left padding. f32 on the CPU.
+"""Time the transformers reference embedding texts and images the way E5-V does it: processor
+(tokenizer + LlavaNextImageProcessor) + LlavaNextModel, last token of the final hidden state,
+left padding, on the CPU. Each case is one call of N inputs, timed after a warm-up call; one
+JSON line per case (the fields of benches/throughput.rs, the e5v side).
 
-    vs_transformers.py --model target/bench-models/small --batch 8 --threads 2 --json OUT
+    vs_transformers.py --model target/bench-models/narrow --dtype f32 --cases texts:1,images:1
 
-Used by vs_transformers.sh, which runs benches/embed.rs on the same inputs right after.
-The texts and the image are those of benches/embed.rs.
+Used by vs_transformers.sh, which runs benches/throughput.rs on the same inputs right after.
+The texts and the image are those of benches/throughput.rs.
 """
 
 import argparse
 import json
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -31,15 +33,18 @@ TEXT_PROMPT = WRAPPER.format("{}\nSummary above sentence in one word: ")
 IMAGE_PROMPT = WRAPPER.format("<image>\nSummary above image in one word: ")
 
 
+DTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, default=ROOT / "target/bench-models/small")
     parser.add_argument("--image", type=Path, default=ROOT / "fixtures/images/photo_chelsea_451x300.png")
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
+    parser.add_argument("--cases", default="texts:1,texts:8,images:1", help="KIND:N,... (one call of N inputs)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--kinds", default="texts,images")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also append the JSON lines to this file")
     args = parser.parse_args()
 
     import torch
@@ -48,7 +53,9 @@ def main():
     from transformers import AutoProcessor, LlavaNextForConditionalGeneration
 
     torch.set_num_threads(args.threads)
-    model = LlavaNextForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).eval()
+    dtype = getattr(torch, DTYPES[args.dtype])
+    start = time.perf_counter()
+    model = LlavaNextForConditionalGeneration.from_pretrained(args.model, dtype=dtype).eval()
     vocab = model.config.text_config.vocab_size
     if model.config.image_token_id >= vocab:  # E5-V's <image> lies outside the table (never read)
         model.resize_token_embeddings(vocab + 1, mean_resizing=False)
@@ -56,41 +63,49 @@ def main():
         args.model, patch_size=14, vision_feature_select_strategy="default", num_additional_image_tokens=1
     )
     processor.tokenizer.padding_side = "left"
+    load_s = time.perf_counter() - start
     image = Image.open(args.image)
     image.load()
 
-    def embed(kind):
+    def embed(kind, n):
         if kind == "texts":
-            prompts = [TEXT_PROMPT.format(TEXTS[i % len(TEXTS)]) for i in range(args.batch)]
+            prompts = [TEXT_PROMPT.format(TEXTS[i % len(TEXTS)]) for i in range(n)]
             enc = processor(text=prompts, padding=True, return_tensors="pt")
         else:
-            enc = processor(text=[IMAGE_PROMPT] * args.batch, images=[image] * args.batch, padding=True, return_tensors="pt")
+            enc = processor(text=[IMAGE_PROMPT] * n, images=[image] * n, padding=True, return_tensors="pt")
+            enc["pixel_values"] = enc["pixel_values"].to(dtype)
         with torch.inference_mode():
             out = model.model(**enc)
-        return torch.nn.functional.normalize(out.last_hidden_state[:, -1], dim=-1)
+        return torch.nn.functional.normalize(out.last_hidden_state[:, -1].float(), dim=-1)
 
-    results = []
-    for kind in args.kinds.split(","):
-        embed(kind)  # warm-up
+    for case in args.cases.split(","):
+        kind, n = case.split(":")
+        n = int(n)
+        embed(kind, n)  # warm-up
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            embed(kind)
+            embed(kind, n)
             times.append(time.perf_counter() - start)
         row = {
+            "side": "transformers",
+            "dtype": args.dtype,
             "kind": kind,
-            "batch": args.batch,
+            "batch": n,
             "median_s": statistics.median(times),
             "min_s": min(times),
             "times_s": times,
+            "load_s": load_s,
             "threads": torch.get_num_threads(),
+            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         }
-        results.append(row)
-        print(f"transformers {kind} batch {args.batch}: median {row['median_s']:.3f} s (min {row['min_s']:.3f} s, {args.repeats} runs, {row['threads']} threads)", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        line = json.dumps(row)
+        print(line, flush=True)
+        if args.json:
+            with args.json.open("a") as f:
+                f.write(line + "\n")
 
 
 if __name__ == "__main__":

@@ -1,49 +1,85 @@
 #!/usr/bin/env bash
-# Our CPU backends against the transformers reference, same machine, same run, same inputs:
-# one batch of N texts and one batch of N images (the fixture photo, 3 crops), f32, 2 threads,
-# on the `small` random checkpoint. Prints each side's median and the ratio ours/transformers
-# (< 1: faster than transformers). Not for CI: needs a Python with torch, transformers and
-# Pillow (PYTHON, default /work/py/V/bin/python).
+# e5v against the transformers reference on this machine's CPU: every case of the table in
+# docs/PERFORMANCE.md, both sides back to back in one run, same inputs, same thread count.
+# Prints the CPU, then one row per case: each side's median time, the ratio e5v/transformers
+# (below 1: e5v is faster) and each process's peak RSS. Not for CI.
 #
-#   scripts/bench/vs_transformers.sh            # N = 8
-#   N=1 scripts/bench/vs_transformers.sh
+#   scripts/bench/vs_transformers.sh                 # narrow + mid shapes (~15 min on 2 cores)
+#   SCALES="narrow mid full" scripts/bench/vs_transformers.sh
+#                                                    # + E5-V's full shape: generates a ~14.6 GB
+#                                                    # checkpoint (once) and needs ~24 GB RAM
+#                                                    # for transformers (~1 h on 2 cores)
+#
+# Needs a Python with torch, transformers, Pillow and numpy (PYTHON=/path/to/python; see
+# docs/PERFORMANCE.md). Checkpoints go to target/bench-models/<scale> (scripts/bench/
+# make_checkpoint.py: random weights, E5-V's structure). Environment: THREADS (default: all
+# cores), REPEATS (timed runs per case after a warm-up; default 3, 1 at the full shape),
+# BACKEND (e5v backend, default flex).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-/work/py/V/bin/python}
-N=${N:-8}
-THREADS=${THREADS:-2}
-SCALE=${SCALE:-small}
-REPEATS=${REPEATS:-5}
-export E5V_BENCH_MODEL=${E5V_BENCH_MODEL:-target/bench-models/$SCALE}
-export E5V_BENCH_BACKENDS=${E5V_BENCH_BACKENDS:-ndarray,flex}
-export E5V_BENCH_BATCHES=$N
-if [ ! -f "$E5V_BENCH_MODEL/config.json" ]; then
-    "$PYTHON" scripts/bench/make_checkpoint.py --scale "$SCALE" --out "$E5V_BENCH_MODEL"
-fi
+PYTHON=${PYTHON:-python3}
+SCALES=${SCALES:-"narrow mid"}
+THREADS=${THREADS:-$(nproc)}
+BACKEND=${BACKEND:-flex}
 out=$(mktemp -d /tmp/e5v-vs-tf.XXXXXX)
-export CRITERION_HOME=$out/criterion
-# Both sides get the same threads (torch.set_num_threads; rayon's pool for burn's CPU backends).
-export RAYON_NUM_THREADS=$THREADS
-echo "== $(nproc) cores, model $E5V_BENCH_MODEL, N=$N, threads=$THREADS"
-cargo bench --bench embed --no-run 2>/dev/null
-OMP_NUM_THREADS=$THREADS "$PYTHON" scripts/bench/vs_transformers.py --model "$E5V_BENCH_MODEL" --batch "$N" \
-    --threads "$THREADS" --repeats "$REPEATS" --json "$out/transformers.json"
-cargo bench --bench embed -- "^(texts|images)/batch_$N/" 2>&1 | grep -E '^(texts|images)/|time:' || true
-python3 scripts/bench/criterion_table.py "$CRITERION_HOME" --json "$out/rust.json" >/dev/null
-python3 - "$out" <<'PY'
+
+# scale -> "e5v dtype:transformers dtype:cases"
+declare -A PLAN=(
+    [narrow]="f32:f32:texts:1,texts:16,images:1"
+    [mid]="f32:f32:texts:1,texts:8,images:1"
+    [full]="f16:bf16:texts:1,texts:8,images:1"
+)
+
+export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+cargo bench --bench throughput --no-run 2>/dev/null
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+    echo "flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512_bf16|avx512_fp16|amx_bf16|amx_tile)$' | tr '\n' ' ')"
+    echo "threads: $THREADS (both sides)"
+} | tee "$out/header.txt"
+
+for scale in $SCALES; do
+    model=target/bench-models/$scale
+    if [ ! -f "$model/config.json" ]; then
+        echo "== generating $model"
+        "$PYTHON" scripts/bench/make_checkpoint.py --scale "$scale" --out "$model"
+    fi
+    IFS=: read -r ours theirs cases <<<"${PLAN[$scale]}"
+    repeats=${REPEATS:-$([ "$scale" = full ] && echo 1 || echo 3)}
+    echo "== $scale: transformers $theirs"
+    "$PYTHON" scripts/bench/vs_transformers.py --model "$model" --dtype "$theirs" \
+        --cases "$cases" --threads "$THREADS" --repeats "$repeats" 2>/dev/null \
+        | sed "s/^{/{\"scale\": \"$scale\", /" | tee -a "$out/rows.jsonl" || echo "   (transformers failed)"
+    echo "== $scale: e5v $BACKEND $ours"
+    cargo bench --bench throughput -- --model "$model" --backend "$BACKEND" --dtype "$ours" \
+        --cases "$cases" --repeats "$repeats" 2>/dev/null \
+        | sed "s/^{/{\"scale\":\"$scale\",/" | tee -a "$out/rows.jsonl" || echo "   (e5v failed)"
+done
+
+"$PYTHON" - "$out" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-tf = {r["kind"]: r for r in json.loads((out / "transformers.json").read_text())}
-rust = json.loads((out / "rust.json").read_text())
-print(f"\n{'kind':<7} {'N':>2} {'side':<13} {'median':>9} {'per input':>10} {'/transformers':>14}")
-for kind in ("texts", "images"):
-    if kind not in tf:
+rows = [json.loads(l) for l in (out / "rows.jsonl").read_text().splitlines() if l.startswith("{")]
+key = lambda r: (r["scale"], r["kind"], r["batch"])
+tf = {key(r): r for r in rows if r["side"] == "transformers"}
+print()
+print((out / "header.txt").read_text().strip())
+print()
+print("| shape | case | e5v | transformers | e5v / transformers | peak RSS e5v / transformers |")
+print("|---|---|---|---|---|---|")
+for r in rows:
+    if r["side"] != "e5v":
         continue
-    ref = tf[kind]
-    n = ref["batch"]
-    print(f"{kind:<7} {n:>2} {'transformers':<13} {ref['median_s']:>8.3f}s {ref['median_s'] / n:>9.3f}s {'1.00x':>14}")
-    for r in sorted((r for r in rust if r["group"] == f"{kind}/batch_{n}"), key=lambda r: r["function"]):
-        print(f"{kind:<7} {n:>2} {r['function']:<13} {r['median_s']:>8.3f}s {r['median_s'] / n:>9.3f}s {r['median_s'] / ref['median_s']:>13.2f}x")
-print(f"(data: {out})")
+    ref = tf.get(key(r))
+    case = f"{r['batch']} {r['kind'][:-1] if r['batch'] == 1 else r['kind']}"
+    ours = f"{r['median_s']:.3f} s ({r['backend']} {r['dtype']})"
+    if ref is None:
+        print(f"| {r['scale']} | {case} | {ours} | (not run) | | |")
+        continue
+    theirs = f"{ref['median_s']:.3f} s ({ref['dtype']})"
+    rss = f"{r['peak_rss_kib'] / 2**20:.1f} / {ref['peak_rss_kib'] / 2**20:.1f} GiB"
+    print(f"| {r['scale']} | {case} | {ours} | {theirs} | **{r['median_s'] / ref['median_s']:.2f}** | {rss} |")
+print(f"\n(raw rows: {out}/rows.jsonl)")
 PY
