@@ -9,7 +9,9 @@ use burn::{
 use crate::{
     Result,
     config::DecoderConfig,
-    nn::{Activation, AttentionMask, MultiHeadAttention, RmsNorm, RotaryEmbedding},
+    nn::{
+        Activation, AttentionMask, MultiHeadAttention, RmsNorm, RotaryEmbedding, linear, linear_act,
+    },
     weights::WeightLoader,
 };
 
@@ -143,8 +145,8 @@ impl<B: Backend> DecoderBlock<B> {
                 .forward(self.input_layernorm.forward(x), Some(rope), Some(mask));
         let h = self.post_attention_layernorm.forward(x.clone());
         let gated =
-            self.activation.forward(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h);
-        x + self.down_proj.forward(gated)
+            linear_act(&self.gate_proj, h.clone(), self.activation) * linear(&self.up_proj, h);
+        x + linear(&self.down_proj, gated)
     }
 }
 

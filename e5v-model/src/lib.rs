@@ -18,6 +18,7 @@
 
 pub mod anyres;
 mod config;
+mod cpu;
 mod decoder;
 mod error;
 mod llava;

@@ -6,7 +6,12 @@ use burn::{
     tensor::{Tensor, backend::Backend},
 };
 
-use crate::{Result, config::ProjectorConfig, nn::Activation, weights::WeightLoader};
+use crate::{
+    Result,
+    config::ProjectorConfig,
+    nn::{Activation, linear, linear_act},
+    weights::WeightLoader,
+};
 
 /// `linear_2(act(linear_1(x)))`.
 #[derive(Module, Debug)]
@@ -30,7 +35,9 @@ impl<B: Backend> Projector<B> {
     /// # Shapes
     /// - features: `[..., vision_hidden]` -> `[..., text_hidden]`
     pub fn forward<const D: usize>(&self, features: Tensor<B, D>) -> Tensor<B, D> {
-        self.linear_2
-            .forward(self.activation.forward(self.linear_1.forward(features)))
+        linear(
+            &self.linear_2,
+            linear_act(&self.linear_1, features, self.activation),
+        )
     }
 }

@@ -9,7 +9,8 @@ use burn::{
 use crate::{
     Result,
     config::VisionConfig,
-    nn::{Activation, LayerNorm, MultiHeadAttention},
+    cpu,
+    nn::{Activation, LayerNorm, MultiHeadAttention, linear, linear_act},
     weights::WeightLoader,
 };
 
@@ -93,7 +94,9 @@ impl<B: Backend> VisionTower<B> {
             .reshape([crops, channels, side, patch, side, patch])
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([crops, side * side, channels * patch * patch]);
-        let patches = patches.matmul(self.patch_embedding.val().unsqueeze());
+        let weight = self.patch_embedding.val();
+        let patches = cpu::linear(&patches, &weight, None, None)
+            .unwrap_or_else(|| patches.matmul(weight.unsqueeze()));
         let class = self
             .class_embedding
             .val()
@@ -150,11 +153,12 @@ impl<B: Backend> VisionBlock<B> {
             + self
                 .self_attn
                 .forward(self.layer_norm1.forward(x), None, None);
-        let h = self.fc2.forward(
-            self.activation
-                .forward(self.fc1.forward(self.layer_norm2.forward(x.clone()))),
+        let h = linear_act(
+            &self.fc1,
+            self.layer_norm2.forward(x.clone()),
+            self.activation,
         );
-        x + h
+        x + linear(&self.fc2, h)
     }
 }
 

@@ -1,12 +1,15 @@
 //! The one attention implementation, shared by the vision tower and the decoder.
 
+use std::cell::OnceCell;
+
 use burn::{
     module::Module,
     nn::Linear,
     tensor::{Bool, Int, Tensor, backend::Backend, module::attention, ops::AttentionModuleOptions},
 };
 
-use super::rope::RopeTables;
+use super::{linear, rope::RopeTables};
+use crate::cpu;
 
 /// Multi-head attention with optional grouped-query heads and RoPE.
 ///
@@ -27,7 +30,6 @@ impl<B: Backend> MultiHeadAttention<B> {
     /// # Shapes
     /// - x: `[batch, seq, hidden]` -> `[batch, seq, hidden]`
     /// - rope tables: `[batch, 1, seq, head_dim]`
-    /// - mask: `[batch, 1, seq, seq]`, `true` = not attended
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
@@ -35,11 +37,23 @@ impl<B: Backend> MultiHeadAttention<B> {
         mask: Option<&AttentionMask<B>>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
+        let q = linear(&self.q_proj, x.clone());
+        let k = linear(&self.k_proj, x.clone());
+        let v = linear(&self.v_proj, x);
+        let fused = cpu::attention(
+            (&q, &k, &v),
+            (self.num_heads, self.num_kv_heads, self.head_dim),
+            rope.map(RopeTables::cos_sin),
+            || mask.map_or(Some(cpu::Visibility::ALL), AttentionMask::visibility),
+        );
+        if let Some(out) = fused {
+            return linear(&self.o_proj, out);
+        }
         let heads =
             |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, self.head_dim]).swap_dims(1, 2);
-        let mut q = heads(self.q_proj.forward(x.clone()), self.num_heads);
-        let mut k = heads(self.k_proj.forward(x.clone()), self.num_kv_heads);
-        let v = heads(self.v_proj.forward(x), self.num_kv_heads);
+        let mut q = heads(q, self.num_heads);
+        let mut k = heads(k, self.num_kv_heads);
+        let v = heads(v, self.num_kv_heads);
         if let Some(rope) = rope {
             q = rope.apply(q);
             k = rope.apply(k);
@@ -48,7 +62,7 @@ impl<B: Backend> MultiHeadAttention<B> {
         let out = out
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
-        self.o_proj.forward(out)
+        linear(&self.o_proj, out)
     }
 }
 
@@ -64,7 +78,7 @@ pub(crate) fn scaled_dot_product<B: Backend>(
     mask: Option<&AttentionMask<B>>,
 ) -> Tensor<B, 4> {
     let [batch, heads, seq, _] = q.dims();
-    let mask = mask.map(|m| m.0.clone().expand([batch, heads, seq, seq]));
+    let mask = mask.map(|m| m.dense().clone().expand([batch, heads, seq, seq]));
     let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
     attention(q, k, v, mask, None, AttentionModuleOptions::default())
 }
@@ -81,34 +95,85 @@ fn repeat_kv<B: Backend>(x: Tensor<B, 4>, heads: usize) -> Tensor<B, 4> {
         .reshape([batch, heads, seq, d])
 }
 
-/// Which keys each query may not attend to: `[batch, 1, seq, seq]`, `true` = masked.
+/// Which keys each query may attend to: causal, never a padding key, and with a sliding
+/// window `w` only keys at distance `< w` (HF: attend iff `q - w < k <= q`).
+///
+/// Built once per forward pass and shared by all layers; each path reads it in its own form
+/// on first use (burn's attention a dense `[batch, 1, seq, seq]` tensor, the CPU kernel the
+/// padding flags).
 #[derive(Debug, Clone)]
-pub(crate) struct AttentionMask<B: Backend>(pub Tensor<B, 4, Bool>);
+pub(crate) struct AttentionMask<B: Backend> {
+    valid: Tensor<B, 2, Bool>,
+    sliding_window: Option<usize>,
+    dense: OnceCell<Tensor<B, 4, Bool>>,
+    host_valid: OnceCell<HostFlags>,
+}
+
+/// The padding flags read to the host.
+#[derive(Debug, Clone)]
+enum HostFlags {
+    AllReal,
+    Padded(Vec<bool>),
+    Unreadable,
+}
 
 impl<B: Backend> AttentionMask<B> {
-    /// A causal mask that also hides padding keys and, with a sliding window `w`, keys at
-    /// distance `>= w` (HF: attend iff `q - w < k <= q`).
-    ///
     /// # Shapes
     /// - valid: `[batch, seq]`, `true` for real tokens
     pub fn causal(valid: Tensor<B, 2, Bool>, sliding_window: Option<usize>) -> Self {
-        let [batch, seq] = valid.dims();
-        let device = valid.device();
-        let index = Tensor::<B, 1, Int>::arange(0..seq as i64, &device);
-        let query = index.clone().reshape([seq, 1]).expand([seq, seq]);
-        let key = index.reshape([1, seq]).expand([seq, seq]);
-        let mut hidden = key.clone().greater(query.clone());
-        if let Some(window) = sliding_window {
-            hidden = hidden.bool_or((query - key).greater_equal_elem(window as i64));
+        Self {
+            valid,
+            sliding_window,
+            dense: OnceCell::new(),
+            host_valid: OnceCell::new(),
         }
-        let padding = valid
-            .bool_not()
-            .reshape([batch, 1, 1, seq])
-            .expand([batch, 1, seq, seq]);
-        let hidden = hidden
-            .reshape([1, 1, seq, seq])
-            .expand([batch, 1, seq, seq]);
-        Self(hidden.bool_or(padding))
+    }
+
+    /// `[batch, 1, seq, seq]`, `true` = masked.
+    pub fn dense(&self) -> &Tensor<B, 4, Bool> {
+        self.dense.get_or_init(|| {
+            let [batch, seq] = self.valid.dims();
+            let device = self.valid.device();
+            let index = Tensor::<B, 1, Int>::arange(0..seq as i64, &device);
+            let query = index.clone().reshape([seq, 1]).expand([seq, seq]);
+            let key = index.reshape([1, seq]).expand([seq, seq]);
+            let mut hidden = key.clone().greater(query.clone());
+            if let Some(window) = self.sliding_window {
+                hidden = hidden.bool_or((query - key).greater_equal_elem(window as i64));
+            }
+            let padding = self
+                .valid
+                .clone()
+                .bool_not()
+                .reshape([batch, 1, 1, seq])
+                .expand([batch, 1, seq, seq]);
+            let hidden = hidden
+                .reshape([1, 1, seq, seq])
+                .expand([batch, 1, seq, seq]);
+            hidden.bool_or(padding)
+        })
+    }
+
+    /// The mask as the CPU kernel takes it (reads the padding flags to the host once), or
+    /// `None` if they cannot be read.
+    pub fn visibility(&self) -> Option<cpu::Visibility<'_>> {
+        let flags =
+            self.host_valid
+                .get_or_init(|| match self.valid.clone().into_data().to_vec::<bool>() {
+                    Ok(flags) if flags.iter().all(|&v| v) => HostFlags::AllReal,
+                    Ok(flags) => HostFlags::Padded(flags),
+                    Err(_) => HostFlags::Unreadable,
+                });
+        let valid = match flags {
+            HostFlags::AllReal => None,
+            HostFlags::Padded(flags) => Some(flags.as_slice()),
+            HostFlags::Unreadable => return None,
+        };
+        Some(cpu::Visibility {
+            causal: true,
+            window: self.sliding_window,
+            valid,
+        })
     }
 }
 
@@ -171,7 +236,7 @@ mod tests {
             q,
             repeat_kv(k, heads),
             repeat_kv(v, heads),
-            Some(mask.0.expand([batch, heads, seq, seq])),
+            Some(mask.dense().clone().expand([batch, heads, seq, seq])),
         );
         // Only the real tokens matter (padding queries see no padding keys either way).
         got.slice([0..2, 0..heads, 0..3, 0..d])
@@ -189,7 +254,10 @@ mod tests {
             TensorData::new(vec![true, true, true, false], [1, 4]),
             &device,
         );
-        let mask = AttentionMask::causal(valid, Some(2)).0.into_data();
+        let mask = AttentionMask::causal(valid, Some(2))
+            .dense()
+            .clone()
+            .into_data();
         #[rustfmt::skip]
         let expected = [
             false, true,  true,  true,

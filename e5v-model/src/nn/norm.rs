@@ -5,6 +5,8 @@ use burn::{
     tensor::{DType, Tensor, backend::Backend},
 };
 
+use crate::cpu;
+
 /// RMSNorm as in HF Llama: normalise in f32, cast back, then scale.
 ///
 /// burn's own `RmsNorm` scales before casting back, which differs in half precision.
@@ -18,6 +20,9 @@ impl<B: Backend> RmsNorm<B> {
     /// # Shapes
     /// - x: `[..., d]` -> `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if let Some(out) = cpu::rms_norm(&x, &self.weight.val(), self.eps) {
+            return out;
+        }
         let dtype = x.dtype();
         let x = x.cast(DType::F32);
         // A division, not `recip()`: burn-ndarray's SIMD reciprocal is approximate (~1e-4).
@@ -38,10 +43,14 @@ impl<B: Backend> LayerNorm<B> {
     /// # Shapes
     /// - x: `[..., d]` -> `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let (weight, bias) = (self.weight.val(), self.bias.val());
+        if let Some(out) = cpu::layer_norm(&x, &weight, &bias, self.eps) {
+            return out;
+        }
         let dtype = x.dtype();
         let x = x.cast(DType::F32);
         let (var, mean) = x.clone().var_mean_bias(D - 1);
         let normed = ((x - mean) / (var + self.eps).sqrt()).cast(dtype);
-        normed * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+        normed * weight.unsqueeze() + bias.unsqueeze()
     }
 }

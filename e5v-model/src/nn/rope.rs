@@ -69,6 +69,11 @@ pub(crate) struct RopeTables<B: Backend> {
 }
 
 impl<B: Backend> RopeTables<B> {
+    /// The cos and sin tables, `[batch, 1, seq, head_dim]`.
+    pub fn cos_sin(&self) -> (&Tensor<B, 4>, &Tensor<B, 4>) {
+        (&self.cos, &self.sin)
+    }
+
     /// `x * cos + rotate_half(x) * sin`, with `rotate_half([a, b]) = [-b, a]`.
     ///
     /// # Shapes
