@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{
     gemm::{Tile, tile_update},
-    simd::{Float, Isa, Kernel, Simd},
+    simd::{Float, Isa, Kernel, Simd, written},
 };
 
 /// Keys per block (the width of a score tile: two runs of 3 AVX-512 vectors).
@@ -65,12 +65,18 @@ pub(crate) struct Attention<'a, T> {
 }
 
 impl<T: Float> Attention<'_, T> {
-    /// `softmax(q kᵀ / sqrt(d) + mask) v` into `out` (`[batch, seq, heads * head_dim]`).
+    /// `softmax(q kᵀ / sqrt(d) + mask) v`, `[batch, seq, heads * head_dim]`.
     ///
     /// # Panics
     /// If a slice is shorter than its shape or the head shapes are inconsistent (a bug of the
     /// caller).
-    pub fn run(&self, out: &mut [T]) {
+    pub fn run(&self) -> Vec<T> {
+        let len = self.batch * self.seq * self.heads * self.head_dim;
+        // SAFETY: every (batch, position, head) row is written by its query block.
+        unsafe { written(len, |out| self.run_into(out.as_mut_ptr().cast())) }
+    }
+
+    fn run_into(&self, out: *mut T) {
         let (b, s, h, kvh, d) = (
             self.batch,
             self.seq,
@@ -81,7 +87,7 @@ impl<T: Float> Attention<'_, T> {
         assert!(
             kvh > 0 && h % kvh == 0 && d % HEAD_DIM_MULTIPLE == 0 && d > 0 && d <= MAX_HEAD_DIM
         );
-        assert!(self.q.len() >= b * s * h * d && out.len() >= b * s * h * d);
+        assert!(self.q.len() >= b * s * h * d);
         assert!(self.k.len() >= b * s * kvh * d && self.v.len() >= b * s * kvh * d);
         assert!(
             self.rope
@@ -94,18 +100,26 @@ impl<T: Float> Attention<'_, T> {
         let isa = Isa::detected();
         let keys = Keys::prepare(self);
         let blocks = s.div_ceil(QB);
-        let out = OutRows(out.as_mut_ptr());
-        (0..b * h * blocks).into_par_iter().for_each(|item| {
-            let (batch, rest) = (item / (h * blocks), item % (h * blocks));
-            isa.run(QueryBlock {
-                job: self,
-                keys: &keys,
-                batch,
-                head: rest / blocks,
-                row0: (rest % blocks) * QB,
-                out: &out,
-            })
-        });
+        let out = OutRows(out);
+        let buffers = || Buffers {
+            q: vec![0.0; QB * d],
+            acc: vec![0.0; QB * d],
+            scores: vec![0.0; QB * KB],
+        };
+        (0..b * h * blocks)
+            .into_par_iter()
+            .for_each_init(buffers, |buffers, item| {
+                let (batch, rest) = (item / (h * blocks), item % (h * blocks));
+                isa.run(QueryBlock {
+                    job: self,
+                    keys: &keys,
+                    batch,
+                    head: rest / blocks,
+                    row0: (rest % blocks) * QB,
+                    out: &out,
+                    buffers,
+                })
+            });
     }
 
     /// Row `pos` of sequence `batch`, head `head` of `x` (`heads` heads), with RoPE, as f32.
@@ -130,6 +144,19 @@ impl<T: Float> Attention<'_, T> {
                 }
             }
         }
+    }
+
+    /// Whether queries `row0..=last` of sequence `batch` all see keys `k0..k0 + keys`.
+    fn all_visible(&self, batch: usize, row0: usize, k0: usize, keys: usize, last: usize) -> bool {
+        let v = &self.visibility;
+        let (first_key, last_key) = (k0, k0 + keys - 1);
+        if v.causal && (last_key > row0 || v.window.is_some_and(|w| last >= first_key + w)) {
+            return false;
+        }
+        v.valid.is_none_or(|valid| {
+            let at = batch * self.seq;
+            valid[at + first_key..=at + last_key].iter().all(|&ok| ok)
+        })
     }
 
     /// Whether query `q` of sequence `batch` sees key `k`.
@@ -196,6 +223,17 @@ struct QueryBlock<'a, 'b, T> {
     head: usize,
     row0: usize,
     out: &'a OutRows<T>,
+    buffers: &'a mut Buffers,
+}
+
+/// A query block's working memory, reused by the blocks one task runs.
+struct Buffers {
+    /// Queries with RoPE, scaled, `[QB][d]`.
+    q: Vec<f32>,
+    /// The output rows, `[QB][d]`.
+    acc: Vec<f32>,
+    /// Scores, then weights, of a key block, `[QB][KB]`.
+    scores: Vec<f32>,
 }
 
 impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
@@ -203,27 +241,37 @@ impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
 
     #[inline(always)]
     unsafe fn run<S: Simd>(self) {
-        let job = self.job;
+        let QueryBlock {
+            job,
+            keys: prepared,
+            batch,
+            head,
+            row0,
+            out,
+            buffers: Buffers { q, acc, scores },
+        } = self;
         let (s, d, kvh) = (job.seq, job.head_dim, job.kv_heads);
-        let rows = QB.min(s - self.row0);
-        let kv_head = self.head / (job.heads / kvh);
+        let rows = QB.min(s - row0);
+        let kv_head = head / (job.heads / kvh);
         let scale = 1.0 / (d as f32).sqrt();
-        // Queries with RoPE, scaled, [QB][d] (rows past the sequence are zero).
-        let mut q = [0.0f32; QB * MAX_HEAD_DIM];
-        for r in 0..rows {
+        // Rows past the sequence are zero.
+        for r in 0..QB {
             let row = &mut q[r * d..(r + 1) * d];
-            job.row(job.q, job.heads, self.batch, self.row0 + r, self.head, row);
-            row.iter_mut().for_each(|x| *x *= scale);
+            if r < rows {
+                job.row(job.q, job.heads, batch, row0 + r, head, row);
+                row.iter_mut().for_each(|x| *x *= scale);
+            } else {
+                row.fill(0.0);
+            }
         }
-        let mut acc = [0.0f32; QB * MAX_HEAD_DIM];
+        acc.fill(0.0);
         let mut max = [f32::NEG_INFINITY; QB];
         let mut sum = [0.0f32; QB];
-        let mut scores = [0.0f32; QB * KB];
-        let head_k = &self.keys.k[(self.batch * kvh + kv_head) * s.div_ceil(KB) * d * KB..];
-        let head_v = &self.keys.v[(self.batch * kvh + kv_head) * s * d..];
-        let last = self.row0 + rows - 1;
+        let head_k = &prepared.k[(batch * kvh + kv_head) * s.div_ceil(KB) * d * KB..];
+        let head_v = &prepared.v[(batch * kvh + kv_head) * s * d..];
+        let last = row0 + rows - 1;
         let (first_block, end_block) = match (job.visibility.causal, job.visibility.window) {
-            (true, Some(w)) => (self.row0.saturating_sub(w - 1) / KB, last / KB + 1),
+            (true, Some(w)) => (row0.saturating_sub(w - 1) / KB, last / KB + 1),
             (true, None) => (0, last / KB + 1),
             (false, _) => (0, s.div_ceil(KB)),
         };
@@ -240,11 +288,11 @@ impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
             score_tile::<S>(d, q.as_ptr(), d, panel, tile);
             // Mask (only blocks that cut through the visible region), then the online
             // softmax update of each row.
-            let masked = keys < KB || !self.all_visible(k0, keys, last);
+            let masked = keys < KB || !job.all_visible(batch, row0, k0, keys, last);
             if masked {
                 for r in 0..rows {
                     for (j, score) in scores[r * KB..(r + 1) * KB].iter_mut().enumerate() {
-                        if j >= keys || !job.sees(self.batch, self.row0 + r, k0 + j) {
+                        if j >= keys || !job.sees(batch, row0 + r, k0 + j) {
                             *score = f32::NEG_INFINITY;
                         }
                     }
@@ -279,7 +327,7 @@ impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
                 if masked {
                     // e^(-inf - max) rounds to a tiny normal, not 0: masked weights are exactly 0.
                     for (j, p) in row.iter_mut().enumerate() {
-                        if j >= keys || !job.sees(self.batch, self.row0 + r, k0 + j) {
+                        if j >= keys || !job.sees(batch, row0 + r, k0 + j) {
                             *p = 0.0;
                         }
                     }
@@ -299,30 +347,18 @@ impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
             let values = head_v[k0 * d..].as_ptr();
             value_tile::<S>(keys, scores.as_ptr(), values, d, acc.as_mut_ptr());
         }
-        for r in 0..rows {
-            let pos = self.row0 + r;
-            let at = (self.batch * s + pos) * job.heads * d + self.head * d;
-            let dst = self.out.0.add(at);
-            let inv = if sum[r] > 0.0 { 1.0 / sum[r] } else { 0.0 };
-            for i in 0..d {
-                *dst.add(i) = T::from_f32(acc[r * d + i] * inv);
+        for (r, total) in sum.iter().enumerate().take(rows) {
+            let pos = row0 + r;
+            let at = (batch * s + pos) * job.heads * d + head * d;
+            let dst = out.0.add(at);
+            let inv = S::splat(if *total > 0.0 { 1.0 / total } else { 0.0 });
+            for i in (0..d).step_by(S::LANES) {
+                T::store::<S>(
+                    dst.add(i),
+                    S::mul(S::load(acc.as_ptr().add(r * d + i)), inv),
+                );
             }
         }
-    }
-}
-
-impl<T: Float> QueryBlock<'_, '_, T> {
-    /// Whether queries `row0..=last` all see keys `k0..k0 + keys`.
-    fn all_visible(&self, k0: usize, keys: usize, last: usize) -> bool {
-        let v = &self.job.visibility;
-        let (first_key, last_key) = (k0, k0 + keys - 1);
-        if v.causal && (last_key > self.row0 || v.window.is_some_and(|w| last >= first_key + w)) {
-            return false;
-        }
-        v.valid.is_none_or(|valid| {
-            let at = self.batch * self.job.seq;
-            valid[at + first_key..=at + last_key].iter().all(|&ok| ok)
-        })
     }
 }
 
@@ -488,8 +524,7 @@ mod tests {
             kv_heads,
             head_dim: d,
         };
-        let mut out = vec![T::default(); q.len()];
-        job.run(&mut out);
+        let out = job.run();
         let got: Vec<f32> = out.iter().map(|x| x.to_f32()).collect();
         assert_close(
             &got,

@@ -10,8 +10,8 @@
 //! - **stream** (at most [`STREAM_ROWS`] rows of `a`, a text or two, packed in at most
 //!   [`STREAM_A_BYTES`]): every weight row is read from memory once, in order, and converted
 //!   to f32 in 128-value pieces that stay in L1 while all of `a` (packed once) uses them;
-//! - **blocked** (images): `a` in blocks of [`MC`] rows x [`KC`], the weight in chunks of
-//!   [`NC`] rows converted once per block, each `a` panel kept in L1 across the chunk.
+//! - **blocked** (images, batches): `a` in blocks of [`MC`] rows x [`KC`], the weight in
+//!   chunks of [`NC`] rows converted once per block, each `a` panel kept in L1 across a chunk.
 //!
 //! Threads split the weight rows (`out`'s columns) evenly; all arithmetic is f32 and the
 //! result is rounded once to the tensor's type.
@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::{
     activation,
-    simd::{Float, Isa, Kernel, Simd},
+    simd::{Float, Isa, Kernel, Simd, written},
 };
 use crate::nn::Activation;
 
@@ -54,14 +54,20 @@ pub(crate) struct Linear<'a, T> {
 }
 
 impl<T: Float> Linear<'_, T> {
-    /// Computes the product into `out` (`[m, n]`, row-major) on all of rayon's threads.
+    /// The product (`[m, n]`, row-major), computed on all of rayon's threads.
     ///
     /// # Panics
     /// If a slice is shorter than its shape (a bug of the caller).
-    pub fn run(&self, out: &mut [T]) {
+    pub fn run(&self) -> Vec<T> {
         let (m, k, n) = (self.m, self.k, self.n);
-        assert!(self.a.len() >= m * k && self.w.len() >= n * k && out.len() >= m * n);
+        assert!(self.a.len() >= m * k && self.w.len() >= n * k);
         assert!(self.bias.is_none_or(|b| b.len() >= n));
+        // SAFETY: the workers write every element (each its columns of every row).
+        unsafe { written(m * n, |out| self.run_into(out.as_mut_ptr().cast())) }
+    }
+
+    fn run_into(&self, out: *mut T) {
+        let (m, n) = (self.m, self.n);
         if m == 0 || n == 0 {
             return;
         }
@@ -70,7 +76,7 @@ impl<T: Float> Linear<'_, T> {
         let nr = 8;
         let threads = rayon::current_num_threads().max(1);
         let per_thread = n.div_ceil(nr).div_ceil(threads) * nr;
-        let out = SharedOut(out.as_mut_ptr());
+        let out = SharedOut(out);
         (0..n.div_ceil(per_thread)).into_par_iter().for_each(|t| {
             let n0 = t * per_thread;
             let cols = per_thread.min(n - n0);
@@ -224,36 +230,27 @@ impl<T: Float> Worker<'_, '_, T> {
             while c0 < cols {
                 let nc = NC.min(cols - c0);
                 let blocks = nc.div_ceil(nr);
+                let rows_of = |b: usize| nr.min(nc - b * nr);
                 let tiles = Tiles {
                     base: c,
                     blocks,
                     panels: &panels,
                 };
                 for b in 0..blocks {
-                    let rows = nr.min(nc - b * nr);
-                    init_tiles::<S, T>(job, n0 + c0 + b * nr, rows, &tiles, b);
+                    init_tiles::<S, T>(job, n0 + c0 + b * nr, rows_of(b), &tiles, b);
                 }
                 let mut k0 = 0;
                 while k0 < job.k {
                     let kc = KC.min(job.k - k0);
                     pack_a::<S, T>(job, m0, &panels, k0, kc, a);
                     for b in 0..blocks {
-                        let rows = nr.min(nc - b * nr);
-                        let dst = w.add(b * nr * KC);
-                        convert_w::<S, T>(
-                            job,
-                            n0 + c0 + b * nr,
-                            nr,
-                            rows,
-                            k0,
-                            kc,
-                            WeightLayout::Interleaved,
-                            dst,
-                        );
+                        let (row, dst) = (n0 + c0 + b * nr, w.add(b * nr * KC));
+                        let layout = WeightLayout::Interleaved;
+                        convert_w::<S, T>(job, row, nr, rows_of(b), k0, kc, layout, dst);
                     }
                     for p in 0..panels.count {
+                        let panel = a.add(p * panels.width * kc);
                         for b in 0..blocks {
-                            let panel = a.add(p * panels.width * kc);
                             let w = (w.add(b * nr * KC).cast_const(), WeightLayout::Interleaved);
                             kernel::<S, NV>(kc, w, panel, tiles.at(b, p), panels.vectors(p));
                         }
@@ -261,8 +258,7 @@ impl<T: Float> Worker<'_, '_, T> {
                     k0 += kc;
                 }
                 for b in 0..blocks {
-                    let rows = nr.min(nc - b * nr);
-                    epilogue::<S, T>(job, m0, n0 + c0 + b * nr, rows, &tiles, b, out);
+                    epilogue::<S, T>(job, m0, n0 + c0 + b * nr, rows_of(b), &tiles, b, out);
                 }
                 c0 += nc;
             }
@@ -320,7 +316,7 @@ impl Tiles<'_> {
 
 /// Packs rows `m0..m0 + panels.rows` of `a`, columns `k0..k0 + kc`, transposed: panel `p` at
 /// `dst + p * width * kc` is `[kc][rows_of(p)]` (rows past `m` are zero). Eight rows at a
-/// time go through f32 staging and 8 x 8 transposes.
+/// time, by 8 x 8 transposes (from `a` itself when it is f32, else from f32 staging).
 #[inline(always)]
 unsafe fn pack_a<S: Simd, T: Float>(
     job: &Linear<'_, T>,
@@ -330,29 +326,58 @@ unsafe fn pack_a<S: Simd, T: Float>(
     kc: usize,
     dst: *mut f32,
 ) {
-    let mut rows = [0.0f32; 8 * KC];
-    let whole = kc - kc % 8;
     for p in 0..panels.count {
         let width = panels.rows_of(p);
         let panel = dst.add(p * panels.width * kc);
         for j0 in (0..width).step_by(8) {
-            for r in 0..8 {
-                let m = m0 + p * panels.width + j0 + r;
-                let row = rows.as_mut_ptr().add(r * KC);
-                if m < job.m {
-                    to_f32::<S, T>(job.a.as_ptr().add(m * job.k + k0), kc, row);
-                } else {
-                    std::ptr::write_bytes(row, 0, kc);
-                }
+            let m = m0 + p * panels.width + j0;
+            let rows = 8.min(job.m.saturating_sub(m));
+            transpose_rows::<S, T>(
+                job.a.as_ptr().add(m * job.k + k0),
+                job.k,
+                rows,
+                kc,
+                panel.add(j0),
+                width,
+            );
+        }
+    }
+}
+
+/// Writes `dst[k][r] = src[r][k]` for 8 rows (`rows` of them from `src`, rows `lds` apart, the
+/// rest zero) and `kc` columns, `dst` rows `ldd` apart, as f32.
+#[inline(always)]
+unsafe fn transpose_rows<S: Simd, T: Float>(
+    src: *const T,
+    lds: usize,
+    rows: usize,
+    kc: usize,
+    dst: *mut f32,
+    ldd: usize,
+) {
+    // Written (all 8 rows, `kc` columns) before it is read; not zeroed on every call.
+    let mut staging = std::mem::MaybeUninit::<[f32; 8 * KC]>::uninit();
+    let (from, stride) = if T::IS_F32 && rows == 8 {
+        (src.cast::<f32>(), lds)
+    } else {
+        let staging = staging.as_mut_ptr().cast::<f32>();
+        for r in 0..8 {
+            let row = staging.add(r * KC);
+            if r < rows {
+                to_f32::<S, T>(src.add(r * lds), kc, row);
+            } else {
+                std::ptr::write_bytes(row, 0, kc);
             }
-            for kk in (0..whole).step_by(8) {
-                S::transpose8x8(rows.as_ptr().add(kk), KC, panel.add(kk * width + j0), width);
-            }
-            for kk in whole..kc {
-                for r in 0..8 {
-                    *panel.add(kk * width + j0 + r) = rows[r * KC + kk];
-                }
-            }
+        }
+        (staging.cast_const(), KC)
+    };
+    let whole = kc - kc % 8;
+    for kk in (0..whole).step_by(8) {
+        S::transpose8x8(from.add(kk), stride, dst.add(kk * ldd), ldd);
+    }
+    for kk in whole..kc {
+        for r in 0..8 {
+            *dst.add(kk * ldd + r) = *from.add(r * stride + kk);
         }
     }
 }
@@ -391,12 +416,6 @@ unsafe fn convert_w<S: Simd, T: Float>(
     layout: WeightLayout,
     dst: *mut f32,
 ) {
-    let mut staging = [0.0f32; 8 * KC];
-    let rows_dst = if layout == WeightLayout::Rows {
-        dst
-    } else {
-        staging.as_mut_ptr()
-    };
     for i in 0..nr {
         let next = n + nr + i;
         if next < job.n {
@@ -405,24 +424,20 @@ unsafe fn convert_w<S: Simd, T: Float>(
                 S::prefetch(start.add(byte));
             }
         }
-        let row = rows_dst.add(i * KC);
-        if i < rows {
-            to_f32::<S, T>(job.w.as_ptr().add((n + i) * job.k + k0), kc, row);
-        } else {
-            std::ptr::write_bytes(row, 0, kc);
+    }
+    let src = job.w.as_ptr().add(n * job.k + k0);
+    match layout {
+        WeightLayout::Rows => {
+            for i in 0..nr {
+                let row = dst.add(i * KC);
+                if i < rows {
+                    to_f32::<S, T>(src.add(i * job.k), kc, row);
+                } else {
+                    std::ptr::write_bytes(row, 0, kc);
+                }
+            }
         }
-    }
-    if layout == WeightLayout::Rows {
-        return;
-    }
-    let whole = kc - kc % 8;
-    for kk in (0..whole).step_by(8) {
-        S::transpose8x8(staging.as_ptr().add(kk), KC, dst.add(kk * 8), 8);
-    }
-    for kk in whole..kc {
-        for i in 0..8 {
-            *dst.add(kk * 8 + i) = staging[i * KC + kk];
-        }
+        WeightLayout::Interleaved => transpose_rows::<S, T>(src, job.k, rows, kc, dst, 8),
     }
 }
 
@@ -624,8 +639,7 @@ mod tests {
             k,
             n,
         };
-        let mut out = vec![T::default(); m * n];
-        job.run(&mut out);
+        let out = job.run();
         let (want, bound) = reference(&job, ulp);
         for (i, (got, (want, bound))) in out.iter().zip(want.iter().zip(bound)).enumerate() {
             let got = got.to_f32();

@@ -83,9 +83,7 @@ pub(crate) fn linear<B: Backend, const D: usize>(
             None => None,
         };
         let job = Linear { a: x_host.values::<T>()?, w: w_host.values::<T>()?, bias, act, m, k, n };
-        let mut out = vec![T::default(); m * n];
-        job.run(&mut out);
-        Host::into_tensor::<B, D, T>(out, shape)
+        Host::into_tensor::<B, D, T>(job.run(), shape)
     })
 }
 
@@ -143,9 +141,7 @@ pub(crate) fn attention<'m, B: Backend>(
             kv_heads,
             head_dim,
         };
-        let mut out = vec![T::default(); batch * seq * width];
-        job.run(&mut out);
-        Host::into_tensor::<B, 3, T>(out, [batch, seq, width])
+        Host::into_tensor::<B, 3, T>(job.run(), [batch, seq, width])
     })
 }
 
@@ -191,15 +187,13 @@ fn normalise<B: Backend, const D: usize, T: HostFloat>(
         return None;
     }
     let x = x.values::<T>()?;
-    let mut out = vec![T::default(); x.len()];
-    RowNorm {
+    let job = RowNorm {
         x,
         norm,
         eps: eps as f32,
         dim,
-    }
-    .run(&mut out);
-    Host::into_tensor::<B, D, T>(out, dims)
+    };
+    Host::into_tensor::<B, D, T>(job.run(), dims)
 }
 
 /// The fast path is taken on flex (a regression that silently fell back to burn's ops would

@@ -4,7 +4,9 @@
 
 use rayon::prelude::*;
 
-use super::simd::{Float, Isa, Kernel, Simd};
+use std::mem::MaybeUninit;
+
+use super::simd::{Float, Isa, Kernel, Simd, written};
 
 /// Which normalisation.
 #[derive(Debug, Clone, Copy)]
@@ -24,11 +26,16 @@ pub(crate) struct RowNorm<'a, T> {
 }
 
 impl<T: Float> RowNorm<'_, T> {
-    /// Normalises every row of `x` into `out` (same shape).
+    /// Every row of `x`, normalised (same shape).
     ///
     /// # Panics
     /// If the slices disagree with `dim` (a bug of the caller).
-    pub fn run(&self, out: &mut [T]) {
+    pub fn run(&self) -> Vec<T> {
+        // SAFETY: every row of `out` is written by the row kernel, all `dim` values.
+        unsafe { written(self.x.len(), |out| self.run_into(out)) }
+    }
+
+    fn run_into(&self, out: &mut [MaybeUninit<T>]) {
         let dim = self.dim;
         assert!(dim > 0 && self.x.len().is_multiple_of(dim) && out.len() == self.x.len());
         let (Norm::Rms { weight } | Norm::Layer { weight, .. }) = self.norm;
@@ -52,7 +59,7 @@ impl<T: Float> RowNorm<'_, T> {
 struct Row<'a, 'b, T> {
     job: &'a RowNorm<'b, T>,
     x: &'a [T],
-    out: &'a mut [T],
+    out: &'a mut [MaybeUninit<T>],
 }
 
 impl<T: Float> Kernel for Row<'_, '_, T> {
@@ -77,11 +84,11 @@ impl<T: Float> Kernel for Row<'_, '_, T> {
                         T::load::<S>(normed.as_ptr()),
                         T::load::<S>(weight.as_ptr().add(i)),
                     );
-                    T::store::<S>(out.as_mut_ptr().add(i), v);
+                    T::store::<S>(out.as_mut_ptr().add(i).cast(), v);
                 }
                 for i in full..dim {
                     let normed = T::from_f32(x[i].to_f32() * inv).to_f32();
-                    out[i] = T::from_f32(normed * weight[i].to_f32());
+                    out[i].write(T::from_f32(normed * weight[i].to_f32()));
                 }
             }
             Norm::Layer { weight, bias } => {
@@ -96,11 +103,11 @@ impl<T: Float> Kernel for Row<'_, '_, T> {
                         T::load::<S>(weight.as_ptr().add(i)),
                     );
                     let v = S::add(scaled, T::load::<S>(bias.as_ptr().add(i)));
-                    T::store::<S>(out.as_mut_ptr().add(i), v);
+                    T::store::<S>(out.as_mut_ptr().add(i).cast(), v);
                 }
                 for i in full..dim {
                     let v = (x[i].to_f32() - mean) * inv * weight[i].to_f32() + bias[i].to_f32();
-                    out[i] = T::from_f32(v);
+                    out[i].write(T::from_f32(v));
                 }
             }
         }
@@ -189,8 +196,7 @@ mod tests {
                 eps: 1e-5,
                 dim,
             };
-            let mut out = vec![T::default(); x.len()];
-            job.run(&mut out);
+            let out = job.run();
             let got: Vec<f32> = out.iter().map(|v| v.to_f32()).collect();
             let name = if matches!(norm, Norm::Rms { .. }) {
                 "rms"

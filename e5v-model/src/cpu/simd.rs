@@ -161,6 +161,8 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
 
 /// A float type tensors are held in; loaded into and stored from f32 vectors.
 pub(crate) trait Float: Copy + Default + Send + Sync + 'static {
+    /// `Self` is `f32`: slices of it can be read as f32 without a conversion.
+    const IS_F32: bool;
     fn to_f32(self) -> f32;
     fn from_f32(x: f32) -> Self;
     /// `S::LANES` values at `p`, widened.
@@ -196,6 +198,7 @@ pub(crate) trait Float: Copy + Default + Send + Sync + 'static {
 }
 
 impl Float for f32 {
+    const IS_F32: bool = true;
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
@@ -219,6 +222,7 @@ impl Float for f32 {
 }
 
 impl Float for f16 {
+    const IS_F32: bool = false;
     #[inline(always)]
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
@@ -238,6 +242,7 @@ impl Float for f16 {
 }
 
 impl Float for bf16 {
+    const IS_F32: bool = false;
     #[inline(always)]
     fn to_f32(self) -> f32 {
         bf16::to_f32(self)
@@ -290,6 +295,22 @@ unsafe fn exp_taylor<S: Simd>(x: S::V, scale_by_pow2: impl Fn(S::V, S::V) -> S::
 unsafe fn round<S: Simd>(x: S::V) -> S::V {
     let magic = S::splat(12_582_912.0);
     S::sub(S::add(x, magic), magic)
+}
+
+/// A vector of `len` values, all written by `write`: outputs are not zeroed first (a kernel
+/// overwrites every value; zeroing cost as much as a norm).
+///
+/// # Safety
+/// `write` initialises every element of the slice it is given.
+pub(crate) unsafe fn written<T>(
+    len: usize,
+    write: impl FnOnce(&mut [std::mem::MaybeUninit<T>]),
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    write(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: the caller guarantees that `write` initialised all `len` values.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// [`Simd::transpose8x8`] in 24 AVX shuffles.
