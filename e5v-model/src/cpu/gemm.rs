@@ -332,6 +332,9 @@ unsafe fn pack_a<S: Simd, T: Float>(
         for j0 in (0..width).step_by(8) {
             let m = m0 + p * panels.width + j0;
             let rows = 8.min(job.m.saturating_sub(m));
+            for r in 8..8 + 8.min(job.m.saturating_sub(m + 8)) {
+                prefetch_row::<S, T>(job.a.as_ptr().add((m + r) * job.k + k0), kc);
+            }
             transpose_rows::<S, T>(
                 job.a.as_ptr().add(m * job.k + k0),
                 job.k,
@@ -416,14 +419,8 @@ unsafe fn convert_w<S: Simd, T: Float>(
     layout: WeightLayout,
     dst: *mut f32,
 ) {
-    for i in 0..nr {
-        let next = n + nr + i;
-        if next < job.n {
-            let start = job.w.as_ptr().add(next * job.k + k0).cast::<u8>();
-            for byte in (0..kc * size_of::<T>()).step_by(64) {
-                S::prefetch(start.add(byte));
-            }
-        }
+    for next in n + nr..(n + 2 * nr).min(job.n) {
+        prefetch_row::<S, T>(job.w.as_ptr().add(next * job.k + k0), kc);
     }
     let src = job.w.as_ptr().add(n * job.k + k0);
     match layout {
@@ -438,6 +435,15 @@ unsafe fn convert_w<S: Simd, T: Float>(
             }
         }
         WeightLayout::Interleaved => transpose_rows::<S, T>(src, job.k, rows, kc, dst, 8),
+    }
+}
+
+/// Hints that `count` values at `row` are read soon.
+#[inline(always)]
+unsafe fn prefetch_row<S: Simd, T>(row: *const T, count: usize) {
+    let start = row.cast::<u8>();
+    for byte in (0..count * size_of::<T>()).step_by(64) {
+        S::prefetch(start.add(byte));
     }
 }
 
