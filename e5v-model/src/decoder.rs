@@ -10,7 +10,8 @@ use crate::{
     Result,
     config::DecoderConfig,
     nn::{
-        Activation, AttentionMask, MultiHeadAttention, RmsNorm, RotaryEmbedding, linear, linear_act,
+        Activation, AttentionMask, MultiHeadAttention, RmsNorm, RotaryEmbedding, add, linear,
+        linear_act, mul,
     },
     weights::WeightLoader,
 };
@@ -139,14 +140,12 @@ impl<B: Backend> DecoderBlock<B> {
         rope: &crate::nn::RopeTables<B>,
         mask: &AttentionMask<B>,
     ) -> Tensor<B, 3> {
-        let x = x.clone()
-            + self
-                .self_attn
-                .forward(self.input_layernorm.forward(x), Some(rope), Some(mask));
+        let normed = self.input_layernorm.forward(x.clone());
+        let x = add(x, self.self_attn.forward(normed, Some(rope), Some(mask)));
         let h = self.post_attention_layernorm.forward(x.clone());
-        let gated =
-            linear_act(&self.gate_proj, h.clone(), self.activation) * linear(&self.up_proj, h);
-        x + linear(&self.down_proj, gated)
+        let gate = linear_act(&self.gate_proj, h.clone(), self.activation);
+        let gated = mul(gate, linear(&self.up_proj, h));
+        add(x, linear(&self.down_proj, gated))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::{
     Result,
     config::VisionConfig,
     cpu,
-    nn::{Activation, LayerNorm, MultiHeadAttention, linear, linear_act},
+    nn::{Activation, LayerNorm, MultiHeadAttention, add, linear, linear_act},
     weights::WeightLoader,
 };
 
@@ -149,16 +149,14 @@ impl<B: Backend> VisionBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone()
-            + self
-                .self_attn
-                .forward(self.layer_norm1.forward(x), None, None);
+        let normed = self.layer_norm1.forward(x.clone());
+        let x = add(x, self.self_attn.forward(normed, None, None));
         let h = linear_act(
             &self.fc1,
             self.layer_norm2.forward(x.clone()),
             self.activation,
         );
-        x + linear(&self.fc2, h)
+        add(x, linear(&self.fc2, h))
     }
 }
 

@@ -71,12 +71,17 @@ impl<T: Float> Attention<'_, T> {
     /// If a slice is shorter than its shape or the head shapes are inconsistent (a bug of the
     /// caller).
     pub fn run(&self) -> Vec<T> {
-        let len = self.batch * self.seq * self.heads * self.head_dim;
-        // SAFETY: every (batch, position, head) row is written by its query block.
-        unsafe { written(len, |out| self.run_into(out.as_mut_ptr().cast())) }
+        self.run_on(Isa::detected())
     }
 
-    fn run_into(&self, out: *mut T) {
+    /// [`Self::run`] with the vectors of `isa` (which the CPU supports).
+    pub(super) fn run_on(&self, isa: Isa) -> Vec<T> {
+        let len = self.batch * self.seq * self.heads * self.head_dim;
+        // SAFETY: every (batch, position, head) row is written by its query block.
+        unsafe { written(len, |out| self.run_into(isa, out.as_mut_ptr().cast())) }
+    }
+
+    fn run_into(&self, isa: Isa, out: *mut T) {
         let (b, s, h, kvh, d) = (
             self.batch,
             self.seq,
@@ -97,8 +102,7 @@ impl<T: Float> Attention<'_, T> {
         if b * s == 0 {
             return;
         }
-        let isa = Isa::detected();
-        let keys = Keys::prepare(self);
+        let keys = Keys::prepare(self, isa);
         let blocks = s.div_ceil(QB);
         let out = OutRows(out);
         let buffers = || Buffers {
@@ -122,28 +126,61 @@ impl<T: Float> Attention<'_, T> {
             });
     }
 
-    /// Row `pos` of sequence `batch`, head `head` of `x` (`heads` heads), with RoPE, as f32.
-    fn row(&self, x: &[T], heads: usize, batch: usize, pos: usize, head: usize, dst: &mut [f32]) {
-        let d = self.head_dim;
-        let at = (batch * self.seq + pos) * heads * d + head * d;
-        let x = &x[at..at + d];
-        match self.rope {
-            None => dst.iter_mut().zip(x).for_each(|(o, x)| *o = x.to_f32()),
-            Some((cos, sin)) => {
-                let table = (batch * self.seq + pos) * d;
-                let (cos, sin) = (&cos[table..table + d], &sin[table..table + d]);
-                let half = d / 2;
-                for i in 0..d {
-                    // rotate_half([a, b]) = [-b, a]
-                    let rotated = if i < half {
-                        -x[i + half].to_f32()
-                    } else {
-                        x[i - half].to_f32()
-                    };
-                    dst[i] = x[i].to_f32() * cos[i].to_f32() + rotated * sin[i].to_f32();
-                }
+    /// The `head_dim` values of one head at one position (`src`) times `scale`, as f32, with
+    /// RoPE at table row `rope_at` (`batch * seq + position`) if given. RoPE as HF applies it:
+    /// `x * cos + rotate_half(x) * sin`, `rotate_half([a, b]) = [-b, a]`.
+    #[inline(always)]
+    unsafe fn row<S: Simd>(&self, src: &[T], rope_at: Option<usize>, scale: f32, dst: &mut [f32]) {
+        let (d, l) = (self.head_dim, S::LANES);
+        let (src, out) = (src[..d].as_ptr(), dst[..d].as_mut_ptr());
+        let (Some((cos, sin)), Some(at)) = (self.rope, rope_at) else {
+            for i in (0..d).step_by(l) {
+                S::store(
+                    out.add(i),
+                    S::mul(T::load::<S>(src.add(i)), S::splat(scale)),
+                );
             }
+            return;
+        };
+        let (cos, sin) = (cos[at * d..].as_ptr(), sin[at * d..].as_ptr());
+        let half = d / 2;
+        if half % l == 0 {
+            for i in (0..half).step_by(l) {
+                let (a, b) = (T::load::<S>(src.add(i)), T::load::<S>(src.add(half + i)));
+                let (c0, s0) = (T::load::<S>(cos.add(i)), T::load::<S>(sin.add(i)));
+                let (c1, s1) = (
+                    T::load::<S>(cos.add(half + i)),
+                    T::load::<S>(sin.add(half + i)),
+                );
+                let lo = S::sub(S::mul(a, c0), S::mul(b, s0));
+                let hi = S::add(S::mul(b, c1), S::mul(a, s1));
+                S::store(out.add(i), S::mul(lo, S::splat(scale)));
+                S::store(out.add(half + i), S::mul(hi, S::splat(scale)));
+            }
+            return;
         }
+        for i in 0..d {
+            let rotated = if i < half {
+                -(*src.add(i + half)).to_f32()
+            } else {
+                (*src.add(i - half)).to_f32()
+            };
+            let x = (*src.add(i)).to_f32();
+            *out.add(i) = (x * (*cos.add(i)).to_f32() + rotated * (*sin.add(i)).to_f32()) * scale;
+        }
+    }
+
+    /// The values of head `head` (of `heads`) at `position` of sequence `batch` in `x`.
+    fn head_of<'x>(
+        &self,
+        x: &'x [T],
+        heads: usize,
+        batch: usize,
+        position: usize,
+        head: usize,
+    ) -> &'x [T] {
+        let d = self.head_dim;
+        &x[((batch * self.seq + position) * heads + head) * d..][..d]
     }
 
     /// Whether queries `row0..=last` of sequence `batch` all see keys `k0..k0 + keys`.
@@ -179,34 +216,61 @@ struct Keys {
 }
 
 impl Keys {
-    fn prepare<T: Float>(job: &Attention<'_, T>) -> Self {
+    fn prepare<T: Float>(job: &Attention<'_, T>, isa: Isa) -> Self {
         let (s, kvh, d) = (job.seq, job.kv_heads, job.head_dim);
-        let blocks = s.div_ceil(KB);
-        let per_head_k = blocks * d * KB;
+        let per_head_k = s.div_ceil(KB) * d * KB;
+        // The last block's keys past the sequence stay zero (their scores are masked).
         let mut k = vec![0.0f32; job.batch * kvh * per_head_k];
         let mut v = vec![0.0f32; job.batch * kvh * s * d];
         k.par_chunks_mut(per_head_k)
             .zip(v.par_chunks_mut(s * d))
             .enumerate()
-            .for_each(|(item, (k_head, v_head))| {
-                let (batch, head) = (item / kvh, item % kvh);
-                let mut row = [0.0f32; MAX_HEAD_DIM];
-                for pos in 0..s {
-                    job.row(job.k, kvh, batch, pos, head, &mut row[..d]);
-                    let panel = &mut k_head[(pos / KB) * d * KB..];
-                    for (i, x) in row[..d].iter().enumerate() {
-                        panel[i * KB + pos % KB] = *x;
-                    }
-                    let at = (batch * s + pos) * kvh * d + head * d;
-                    for (o, x) in v_head[pos * d..(pos + 1) * d]
-                        .iter_mut()
-                        .zip(&job.v[at..at + d])
-                    {
-                        *o = x.to_f32();
-                    }
-                }
+            .for_each(|(item, (k, v))| {
+                isa.run(PrepareHead {
+                    job,
+                    batch: item / kvh,
+                    head: item % kvh,
+                    k,
+                    v,
+                })
             });
         Self { k, v }
+    }
+}
+
+/// One key/value head of one sequence, into [`Keys`]' layout.
+struct PrepareHead<'a, 'b, T> {
+    job: &'a Attention<'b, T>,
+    batch: usize,
+    head: usize,
+    k: &'a mut [f32],
+    v: &'a mut [f32],
+}
+
+impl<T: Float> Kernel for PrepareHead<'_, '_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<S: Simd>(self) {
+        let Self {
+            job,
+            batch,
+            head,
+            k,
+            v,
+        } = self;
+        let (s, kvh, d) = (job.seq, job.kv_heads, job.head_dim);
+        let mut row = [0.0f32; MAX_HEAD_DIM];
+        for pos in 0..s {
+            let key = job.head_of(job.k, kvh, batch, pos, head);
+            job.row::<S>(key, Some(batch * s + pos), 1.0, &mut row);
+            let panel = &mut k[(pos / KB) * d * KB..];
+            for (i, x) in row[..d].iter().enumerate() {
+                panel[i * KB + pos % KB] = *x;
+            }
+            let value = job.head_of(job.v, kvh, batch, pos, head);
+            job.row::<S>(value, None, 1.0, &mut v[pos * d..]);
+        }
     }
 }
 
@@ -258,8 +322,8 @@ impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
         for r in 0..QB {
             let row = &mut q[r * d..(r + 1) * d];
             if r < rows {
-                job.row(job.q, job.heads, batch, row0 + r, head, row);
-                row.iter_mut().for_each(|x| *x *= scale);
+                let query = job.head_of(job.q, job.heads, batch, row0 + r, head);
+                job.row::<S>(query, Some(batch * s + row0 + r), scale, row);
             } else {
                 row.fill(0.0);
             }
@@ -450,24 +514,51 @@ mod tests {
     use super::*;
     use crate::cpu::test_util::{Lcg, assert_close};
 
+    /// One head's values at one position, with RoPE if the job has tables, in f64.
+    fn rotated<T: Float>(
+        job: &Attention<'_, T>,
+        x: &[T],
+        heads: usize,
+        batch: usize,
+        pos: usize,
+        head: usize,
+        rope: bool,
+    ) -> Vec<f64> {
+        let d = job.head_dim;
+        let x: Vec<f64> = job
+            .head_of(x, heads, batch, pos, head)
+            .iter()
+            .map(|v| f64::from(v.to_f32()))
+            .collect();
+        let Some((cos, sin)) = job.rope.filter(|_| rope) else {
+            return x;
+        };
+        let at = (batch * job.seq + pos) * d;
+        (0..d)
+            .map(|i| {
+                let rotated = if i < d / 2 {
+                    -x[i + d / 2]
+                } else {
+                    x[i - d / 2]
+                };
+                x[i] * f64::from(cos[at + i].to_f32()) + rotated * f64::from(sin[at + i].to_f32())
+            })
+            .collect()
+    }
+
     /// The definition, in f64, one (batch, head, query) at a time.
     fn reference<T: Float>(job: &Attention<'_, T>) -> Vec<f32> {
         let (b, s, h, d) = (job.batch, job.seq, job.heads, job.head_dim);
         let mut out = vec![0.0; b * s * h * d];
-        let (mut q, mut k) = (vec![0.0f32; d], vec![0.0f32; d]);
         for batch in 0..b {
             for head in 0..h {
                 let kv = head / (h / job.kv_heads);
                 for i in 0..s {
-                    job.row(job.q, h, batch, i, head, &mut q);
+                    let q = rotated(job, job.q, h, batch, i, head, true);
                     let mut weights = vec![0.0f64; s];
                     for (j, w) in weights.iter_mut().enumerate() {
-                        job.row(job.k, job.kv_heads, batch, j, kv, &mut k);
-                        let dot: f64 = q
-                            .iter()
-                            .zip(&k)
-                            .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                            .sum();
+                        let k = rotated(job, job.k, job.kv_heads, batch, j, kv, true);
+                        let dot: f64 = q.iter().zip(&k).map(|(a, b)| a * b).sum();
                         *w = if job.sees(batch, i, j) {
                             dot / (d as f64).sqrt()
                         } else {
@@ -484,10 +575,7 @@ mod tests {
                         let value: f64 = (0..s)
                             .map(|j| {
                                 weights[j]
-                                    * f64::from(
-                                        job.v[(batch * s + j) * job.kv_heads * d + kv * d + c]
-                                            .to_f32(),
-                                    )
+                                    * rotated(job, job.v, job.kv_heads, batch, j, kv, false)[c]
                             })
                             .sum();
                         out[(batch * s + i) * h * d + head * d + c] = (value / total) as f32;
@@ -524,14 +612,12 @@ mod tests {
             kv_heads,
             head_dim: d,
         };
-        let out = job.run();
-        let got: Vec<f32> = out.iter().map(|x| x.to_f32()).collect();
-        assert_close(
-            &got,
-            &reference(&job),
-            tolerance,
-            &format!("{batch}x{seq} {heads}/{kv_heads}x{d} {visibility:?}"),
-        );
+        let want = reference(&job);
+        for isa in Isa::available() {
+            let got: Vec<f32> = job.run_on(isa).iter().map(|x| x.to_f32()).collect();
+            let what = format!("{isa:?} {batch}x{seq} {heads}/{kv_heads}x{d} {visibility:?}");
+            assert_close(&got, &want, tolerance, &what);
+        }
     }
 
     #[test]

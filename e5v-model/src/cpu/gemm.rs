@@ -59,19 +59,23 @@ impl<T: Float> Linear<'_, T> {
     /// # Panics
     /// If a slice is shorter than its shape (a bug of the caller).
     pub fn run(&self) -> Vec<T> {
+        self.run_on(Isa::detected())
+    }
+
+    /// [`Self::run`] with the vectors of `isa` (which the CPU supports).
+    pub(super) fn run_on(&self, isa: Isa) -> Vec<T> {
         let (m, k, n) = (self.m, self.k, self.n);
         assert!(self.a.len() >= m * k && self.w.len() >= n * k);
         assert!(self.bias.is_none_or(|b| b.len() >= n));
         // SAFETY: the workers write every element (each its columns of every row).
-        unsafe { written(m * n, |out| self.run_into(out.as_mut_ptr().cast())) }
+        unsafe { written(m * n, |out| self.run_into(isa, out.as_mut_ptr().cast())) }
     }
 
-    fn run_into(&self, out: *mut T) {
+    fn run_into(&self, isa: Isa, out: *mut T) {
         let (m, n) = (self.m, self.n);
         if m == 0 || n == 0 {
             return;
         }
-        let isa = Isa::detected();
         // Each thread takes a whole number of NR-row blocks of the weight.
         let nr = 8;
         let threads = rayon::current_num_threads().max(1);
@@ -645,14 +649,16 @@ mod tests {
             k,
             n,
         };
-        let out = job.run();
         let (want, bound) = reference(&job, ulp);
-        for (i, (got, (want, bound))) in out.iter().zip(want.iter().zip(bound)).enumerate() {
-            let got = got.to_f32();
-            assert!(
-                (got - want).abs() <= bound,
-                "{m}x{k}x{n}: element {i} is {got}, want {want} (bound {bound})"
-            );
+        for isa in Isa::available() {
+            let out = job.run_on(isa);
+            for (i, (got, (want, bound))) in out.iter().zip(want.iter().zip(&bound)).enumerate() {
+                let got = got.to_f32();
+                assert!(
+                    (got - want).abs() <= *bound,
+                    "{isa:?} {m}x{k}x{n}: element {i} is {got}, want {want} (bound {bound})"
+                );
+            }
         }
     }
 

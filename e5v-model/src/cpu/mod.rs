@@ -1,6 +1,6 @@
 //! Fused CPU kernels for the operations that dominate a forward pass: linear layers (with
-//! their bias and activation), attention (with RoPE, grouped-query heads and the mask) and the
-//! normalisations.
+//! their bias and activation), attention (with RoPE, grouped-query heads and the mask), the
+//! normalisations and the residual sums and gating products.
 //!
 //! burn's CPU backends run these as chains of generic tensor ops, each allocating and often
 //! copying a strided layout, on single-threaded or AVX2-only kernels (see
@@ -14,6 +14,7 @@
 
 mod activation;
 mod attention;
+mod elementwise;
 mod gemm;
 mod host;
 mod norm;
@@ -25,6 +26,7 @@ use burn::tensor::{DType, Tensor, backend::Backend, bf16, f16};
 
 pub(crate) use attention::Visibility;
 use attention::{Attention, HEAD_DIM_MULTIPLE, MAX_HEAD_DIM};
+use elementwise::{Binary, BinaryOp};
 use gemm::Linear;
 use host::{Host, HostFloat};
 use norm::{Norm, RowNorm};
@@ -142,6 +144,37 @@ pub(crate) fn attention<'m, B: Backend>(
             head_dim,
         };
         Host::into_tensor::<B, 3, T>(job.run(), [batch, seq, width])
+    })
+}
+
+/// `a + b`, same shapes.
+pub(crate) fn add<B: Backend, const D: usize>(
+    a: &Tensor<B, D>,
+    b: &Tensor<B, D>,
+) -> Option<Tensor<B, D>> {
+    binary(a, b, BinaryOp::Add)
+}
+
+/// `a * b`, same shapes.
+pub(crate) fn mul<B: Backend, const D: usize>(
+    a: &Tensor<B, D>,
+    b: &Tensor<B, D>,
+) -> Option<Tensor<B, D>> {
+    binary(a, b, BinaryOp::Mul)
+}
+
+fn binary<B: Backend, const D: usize>(
+    a: &Tensor<B, D>,
+    b: &Tensor<B, D>,
+    op: BinaryOp,
+) -> Option<Tensor<B, D>> {
+    if a.dims() != b.dims() {
+        return None;
+    }
+    let (x, y) = (Host::of(a)?, Host::of(b)?);
+    with_float!(x.dtype(), T => {
+        let job = Binary { a: x.values::<T>()?, b: y.values::<T>()?, op };
+        Host::into_tensor::<B, D, T>(job.run(), a.dims())
     })
 }
 

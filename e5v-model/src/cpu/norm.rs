@@ -31,11 +31,16 @@ impl<T: Float> RowNorm<'_, T> {
     /// # Panics
     /// If the slices disagree with `dim` (a bug of the caller).
     pub fn run(&self) -> Vec<T> {
-        // SAFETY: every row of `out` is written by the row kernel, all `dim` values.
-        unsafe { written(self.x.len(), |out| self.run_into(out)) }
+        self.run_on(Isa::detected())
     }
 
-    fn run_into(&self, out: &mut [MaybeUninit<T>]) {
+    /// [`Self::run`] with the vectors of `isa` (which the CPU supports).
+    pub(super) fn run_on(&self, isa: Isa) -> Vec<T> {
+        // SAFETY: every row of `out` is written by the row kernel, all `dim` values.
+        unsafe { written(self.x.len(), |out| self.run_into(isa, out)) }
+    }
+
+    fn run_into(&self, isa: Isa, out: &mut [MaybeUninit<T>]) {
         let dim = self.dim;
         assert!(dim > 0 && self.x.len().is_multiple_of(dim) && out.len() == self.x.len());
         let (Norm::Rms { weight } | Norm::Layer { weight, .. }) = self.norm;
@@ -43,7 +48,6 @@ impl<T: Float> RowNorm<'_, T> {
         if let Norm::Layer { bias, .. } = self.norm {
             assert!(bias.len() >= dim);
         }
-        let isa = Isa::detected();
         // Enough rows per task to amortise scheduling; small inputs run on one thread.
         let rows_per_task = (16_384 / dim).max(1);
         out.par_chunks_mut(rows_per_task * dim)
@@ -196,19 +200,17 @@ mod tests {
                 eps: 1e-5,
                 dim,
             };
-            let out = job.run();
-            let got: Vec<f32> = out.iter().map(|v| v.to_f32()).collect();
+            let want = reference(&job);
             let name = if matches!(norm, Norm::Rms { .. }) {
                 "rms"
             } else {
                 "layer"
             };
-            assert_close(
-                &got,
-                &reference(&job),
-                tolerance,
-                &format!("{name} {rows}x{dim}"),
-            );
+            for isa in Isa::available() {
+                let got: Vec<f32> = job.run_on(isa).iter().map(|v| v.to_f32()).collect();
+                let what = format!("{isa:?} {name} {rows}x{dim}");
+                assert_close(&got, &want, tolerance, &what);
+            }
         }
     }
 

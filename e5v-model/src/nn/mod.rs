@@ -2,12 +2,14 @@
 
 mod activation;
 mod attention;
+mod elementwise;
 mod linear;
 mod norm;
 mod rope;
 
 pub use activation::Activation;
 pub(crate) use attention::{AttentionMask, MultiHeadAttention};
+pub(crate) use elementwise::{add, mul};
 pub(crate) use linear::{linear, linear_act};
 pub(crate) use norm::{LayerNorm, RmsNorm};
 pub(crate) use rope::{RopeTables, RotaryEmbedding};
