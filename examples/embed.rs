@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example embed -- --model DIR --input IN.jsonl --output OUT.jsonl \
-//!     [--backend ndarray|flex|wgpu|cuda] [--dtype f32|f16|bf16] [--batch-size N] \
+//!     [--backend flex|ndarray|wgpu|cuda] [--dtype f32|f16|bf16] [--batch-size N] \
 //!     [--anyres transformers|transformers-4.41] [--no-normalize]
 //! ```
 //! Input lines: `{"text": ...}`, `{"image": PATH}`, `{"image": PATH, "text": ...}` (composed,
@@ -38,7 +38,7 @@ struct Args {
     #[arg(long)]
     output: PathBuf,
     /// Compute backend.
-    #[arg(long, value_enum, default_value_t = BackendArg::Ndarray)]
+    #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
     backend: BackendArg,
     /// Weights and activations dtype.
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
@@ -56,9 +56,9 @@ struct Args {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum BackendArg {
-    Ndarray,
-    #[cfg(feature = "flex")]
     Flex,
+    #[cfg(feature = "ndarray")]
+    Ndarray,
     #[cfg(feature = "wgpu")]
     Wgpu,
     #[cfg(feature = "cuda")]
@@ -108,9 +108,9 @@ fn run(args: &Args) -> Result<usize, String> {
             AnyresArg::Transformers441 => AnyresBehaviour::Transformers441,
         });
     match args.backend {
-        BackendArg::Ndarray => embed::<e5v::NdArray>(args, options, &inputs, &lines),
-        #[cfg(feature = "flex")]
         BackendArg::Flex => embed::<e5v::Flex>(args, options, &inputs, &lines),
+        #[cfg(feature = "ndarray")]
+        BackendArg::Ndarray => embed::<e5v::NdArray>(args, options, &inputs, &lines),
         #[cfg(feature = "wgpu")]
         BackendArg::Wgpu => embed::<e5v::Wgpu>(args, options, &inputs, &lines),
         #[cfg(feature = "cuda")]

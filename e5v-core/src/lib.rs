@@ -8,9 +8,9 @@
 //! resize.
 //!
 //! ```no_run
-//! use e5v_core::{EmbedderOptions, Input, NdArrayEmbedder};
+//! use e5v_core::{EmbedderOptions, FlexEmbedder, Input};
 //!
-//! let embedder = NdArrayEmbedder::new("e5-v", EmbedderOptions::default(), &Default::default())?;
+//! let embedder = FlexEmbedder::new("e5-v", EmbedderOptions::default(), &Default::default())?;
 //! let embeddings = embedder.embed(&[
 //!     Input::text("A dog running on the beach"),
 //!     Input::image(std::path::Path::new("dog.jpg")),
@@ -21,9 +21,9 @@
 //! ```
 //!
 //! # Backends
-//! Enable one or more cargo features: `ndarray` (default) or `flex` for the CPU, `wgpu`,
-//! `cuda`. [`Embedder`] is generic over the backend; the aliases ([`NdArrayEmbedder`], ...)
-//! name the concrete ones.
+//! Enable one or more cargo features: `flex` (default: the CPU backend with e5v's fused
+//! AVX-512/AVX2 kernels) or `ndarray` for the CPU, `wgpu`, `cuda`. [`Embedder`] is generic over
+//! the backend; the aliases ([`FlexEmbedder`], ...) name the concrete ones.
 //!
 //! # Image behaviour
 //! transformers changed its LLaVA-NeXT image handling in 4.44; the paper's numbers were made

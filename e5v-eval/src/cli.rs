@@ -144,13 +144,13 @@ pub enum BackendArg {
 }
 
 impl Default for BackendArg {
-    /// The first compiled of ndarray, flex, wgpu, cuda.
+    /// The first compiled of flex (the fastest on the CPU), ndarray, wgpu, cuda.
     #[allow(unreachable_code)]
     fn default() -> Self {
-        #[cfg(feature = "ndarray")]
-        return BackendArg::Ndarray;
         #[cfg(feature = "flex")]
         return BackendArg::Flex;
+        #[cfg(feature = "ndarray")]
+        return BackendArg::Ndarray;
         #[cfg(feature = "wgpu")]
         return BackendArg::Wgpu;
         #[cfg(feature = "cuda")]

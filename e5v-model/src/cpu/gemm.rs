@@ -1,10 +1,11 @@
 //! `out = act(a · wᵀ + bias)` with the weight in PyTorch's `[out, in]` layout, as every linear
 //! layer of the model computes it.
 //!
-//! The weight is read as stored: its rows are broadcast, one value at a time, against packed
-//! vectors of `a`'s rows (a transposed panel of `a` is the only copy made). The microkernel
-//! keeps an `NR` (weight rows) x `NV` vectors (rows of `a`) tile of `out` in registers;
-//! 8 x 3 on AVX-512 keeps 24 accumulators and needs 11 loads per 24 FMAs.
+//! The weight is read in the layout it was loaded in (never copied whole): small pieces of it
+//! are converted to f32 in cache, and their values broadcast against vectors of a transposed
+//! panel of `a`. The microkernel keeps an 8 (weight rows) x `NV` vectors (rows of `a`) tile
+//! of `out` in registers; 8 x 3 on AVX-512 keeps 24 accumulators and needs 11 loads per 24
+//! FMAs.
 //!
 //! Two loop orders, by how much of `a` there is:
 //! - **stream** (at most [`STREAM_ROWS`] rows of `a`, a text or two, packed in at most
@@ -107,7 +108,7 @@ unsafe impl<T: Send> Sync for SharedOut<T> {}
 struct Scratch {
     /// Transposed panels of `a`.
     a: Vec<f32>,
-    /// Weight rows as f32, `[rows][KC]`.
+    /// Pieces of the weight as f32, in a [`WeightLayout`].
     w: Vec<f32>,
     /// Output tiles being accumulated.
     c: Vec<f32>,
