@@ -28,18 +28,10 @@ use burn::tensor::backend::Backend;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use e5v_core::{Embedder, EmbedderOptions, Embeddings, Flex, Input, NdArray, Precision};
 
+use common::TEXTS;
 use e5v_core::image;
 
-const TEXTS: [&str; 8] = [
-    "A dog runs along the beach, chasing a red ball that the waves keep carrying away.",
-    "Two people are playing chess in a park while a small crowd watches every move.",
-    "The stock market fell sharply today, and investors are worried about the economy.",
-    "A woman is riding a horse across a wide green field under a cloudy sky.",
-    "Scientists have discovered a new species of bright yellow frog in the rainforest.",
-    "The city council voted to build a trial bicycle lane near the central station.",
-    "Grandmother baked apple pies for the whole family every Sunday afternoon.",
-    "A small boat is sailing on the calm blue sea under a bright yellow sun.",
-];
+mod common;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

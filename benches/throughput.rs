@@ -9,25 +9,17 @@
 //!
 //! Fields: `backend`, `dtype`, `kind`, `batch`, `median_s`, `min_s`, `times_s`, `load_s`,
 //! `threads`, and the peak resident set so far (`peak_rss_kib`, from `/proc/self/status`).
-//! The texts and the image are those of `scripts/bench/vs_transformers.py`.
+//! The texts (`benches/common/mod.rs`) and the image are those of
+//! `scripts/bench/vs_transformers.py`.
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use burn::tensor::backend::Backend;
 use clap::Parser;
+use common::TEXTS;
 use e5v_core::{Embedder, EmbedderOptions, Flex, Input, NdArray, Precision};
 
-/// The texts of `scripts/bench/vs_transformers.py` (and `benches/embed.rs`), cycled.
-const TEXTS: [&str; 8] = [
-    "A dog runs along the beach, chasing a red ball that the waves keep carrying away.",
-    "Two people are playing chess in a park while a small crowd watches every move.",
-    "The stock market fell sharply today, and investors are worried about the economy.",
-    "A woman is riding a horse across a wide green field under a cloudy sky.",
-    "Scientists have discovered a new species of bright yellow frog in the rainforest.",
-    "The city council voted to build a trial bicycle lane near the central station.",
-    "Grandmother baked apple pies for the whole family every Sunday afternoon.",
-    "A small boat is sailing on the calm blue sea under a bright yellow sun.",
-];
+mod common;
 
 #[derive(Parser)]
 struct Args {

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TEXTS = [  # benches/embed.rs TEXTS
+TEXTS = [  # benches/common/mod.rs TEXTS
     "A dog runs along the beach, chasing a red ball that the waves keep carrying away.",
     "Two people are playing chess in a park while a small crowd watches every move.",
     "The stock market fell sharply today, and investors are worried about the economy.",

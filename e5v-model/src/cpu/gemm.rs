@@ -114,8 +114,29 @@ struct Scratch {
     c: Vec<f32>,
 }
 
+impl Scratch {
+    /// The three buffers, grown to at least these lengths.
+    fn buffers(&mut self, a: usize, w: usize, c: usize) -> (*mut f32, *mut f32, *mut f32) {
+        for (buffer, len) in [(&mut self.a, a), (&mut self.w, w), (&mut self.c, c)] {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+        }
+        (
+            self.a.as_mut_ptr(),
+            self.w.as_mut_ptr(),
+            self.c.as_mut_ptr(),
+        )
+    }
+}
+
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// `(k0, kc)`: the blocks of [`KC`] columns (the last one shorter) covering `0..k`.
+fn depth_blocks(k: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..k).step_by(KC).map(move |k0| (k0, KC.min(k - k0)))
 }
 
 /// One thread's share: columns `n0..n0 + cols` of `out`.
@@ -168,19 +189,9 @@ impl<T: Float> Worker<'_, '_, T> {
         } = self;
         let nr = Self::NR;
         let panels = Panels::new::<S, NV>(mpad);
-        scratch.a.resize(mpad * job.k, 0.0);
-        scratch.w.resize(nr * KC, 0.0);
-        scratch.c.resize(nr * mpad, 0.0);
-        let (a, w, c) = (
-            scratch.a.as_mut_ptr(),
-            scratch.w.as_mut_ptr(),
-            scratch.c.as_mut_ptr(),
-        );
-        let mut k0 = 0;
-        while k0 < job.k {
-            let kc = KC.min(job.k - k0);
+        let (a, w, c) = scratch.buffers(mpad * job.k, nr * KC, nr * mpad);
+        for (k0, kc) in depth_blocks(job.k) {
             pack_a::<S, T>(job, 0, &panels, k0, kc, a.add(k0 * mpad));
-            k0 += kc;
         }
         let tiles = Tiles {
             base: c,
@@ -191,16 +202,13 @@ impl<T: Float> Worker<'_, '_, T> {
         while c0 < cols {
             let rows = nr.min(cols - c0);
             init_tiles::<S, T>(job, n0 + c0, rows, &tiles, 0);
-            let mut k0 = 0;
-            while k0 < job.k {
-                let kc = KC.min(job.k - k0);
+            for (k0, kc) in depth_blocks(job.k) {
                 convert_w::<S, T>(job, n0 + c0, nr, rows, k0, kc, WeightLayout::Rows, w);
                 for p in 0..panels.count {
                     let panel = a.add(k0 * mpad + p * panels.width * kc);
                     let w = (w.cast_const(), WeightLayout::Rows);
                     kernel::<S, NV>(kc, w, panel, tiles.at(0, p), panels.vectors(p));
                 }
-                k0 += kc;
             }
             epilogue::<S, T>(job, 0, n0 + c0, rows, &tiles, 0, out);
             c0 += rows;
@@ -220,14 +228,7 @@ impl<T: Float> Worker<'_, '_, T> {
         let nr = Self::NR;
         let mc_max = MC.min(mpad);
         let nc_max = NC.min(cols.div_ceil(nr) * nr);
-        scratch.a.resize(mc_max * KC, 0.0);
-        scratch.w.resize(nc_max * KC, 0.0);
-        scratch.c.resize(nc_max * mc_max, 0.0);
-        let (a, w, c) = (
-            scratch.a.as_mut_ptr(),
-            scratch.w.as_mut_ptr(),
-            scratch.c.as_mut_ptr(),
-        );
+        let (a, w, c) = scratch.buffers(mc_max * KC, nc_max * KC, nc_max * mc_max);
         let mut m0 = 0;
         while m0 < mpad {
             let panels = Panels::new::<S, NV>(MC.min(mpad - m0));
@@ -244,9 +245,7 @@ impl<T: Float> Worker<'_, '_, T> {
                 for b in 0..blocks {
                     init_tiles::<S, T>(job, n0 + c0 + b * nr, rows_of(b), &tiles, b);
                 }
-                let mut k0 = 0;
-                while k0 < job.k {
-                    let kc = KC.min(job.k - k0);
+                for (k0, kc) in depth_blocks(job.k) {
                     pack_a::<S, T>(job, m0, &panels, k0, kc, a);
                     for b in 0..blocks {
                         let (row, dst) = (n0 + c0 + b * nr, w.add(b * nr * KC));
@@ -260,7 +259,6 @@ impl<T: Float> Worker<'_, '_, T> {
                             kernel::<S, NV>(kc, w, panel, tiles.at(b, p), panels.vectors(p));
                         }
                     }
-                    k0 += kc;
                 }
                 for b in 0..blocks {
                     epilogue::<S, T>(job, m0, n0 + c0 + b * nr, rows_of(b), &tiles, b, out);
