@@ -13,14 +13,14 @@
 use rayon::prelude::*;
 
 use super::{
-    gemm::{Tile, tile_update},
+    gemm::{NR, Tile, tile_update},
     simd::{Float, Isa, Kernel, Simd, written},
 };
 
 /// Keys per block (the width of a score tile: two runs of 3 AVX-512 vectors).
 const KB: usize = 96;
 /// Query rows per block (the microkernel's broadcast rows).
-const QB: usize = 8;
+const QB: usize = NR;
 /// Widest head this kernel takes.
 pub(crate) const MAX_HEAD_DIM: usize = 256;
 /// Head widths are multiples of this (whole vectors on every instruction set).
@@ -353,10 +353,11 @@ impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
             // Mask (only blocks that cut through the visible region), then the online
             // softmax update of each row.
             let masked = keys < KB || !job.all_visible(batch, row0, k0, keys, last);
+            let hidden = |r: usize, j: usize| j >= keys || !job.sees(batch, row0 + r, k0 + j);
             if masked {
                 for r in 0..rows {
                     for (j, score) in scores[r * KB..(r + 1) * KB].iter_mut().enumerate() {
-                        if j >= keys || !job.sees(batch, row0 + r, k0 + j) {
+                        if hidden(r, j) {
                             *score = f32::NEG_INFINITY;
                         }
                     }
@@ -391,7 +392,7 @@ impl<T: Float> Kernel for QueryBlock<'_, '_, T> {
                 if masked {
                     // e^(-inf - max) rounds to a tiny normal, not 0: masked weights are exactly 0.
                     for (j, p) in row.iter_mut().enumerate() {
-                        if j >= keys || !job.sees(batch, row0 + r, k0 + j) {
+                        if hidden(r, j) {
                             *p = 0.0;
                         }
                     }

@@ -29,6 +29,8 @@ use super::{
 };
 use crate::nn::Activation;
 
+/// Rows of the microkernel's tile: weight rows in a product, query rows in attention.
+pub(super) const NR: usize = 8;
 /// Depth of one pass over the weight (a multiple of every `LANES`).
 const KC: usize = 128;
 /// Rows of `a` per block in the blocked order.
@@ -78,7 +80,7 @@ impl<T: Float> Linear<'_, T> {
             return;
         }
         // Each thread takes a whole number of NR-row blocks of the weight.
-        let nr = 8;
+        let nr = NR;
         let threads = rayon::current_num_threads().max(1);
         let per_thread = n.div_ceil(nr).div_ceil(threads) * nr;
         let out = SharedOut(out);
@@ -163,8 +165,6 @@ impl<T: Float> Kernel for Worker<'_, '_, T> {
 }
 
 impl<T: Float> Worker<'_, '_, T> {
-    const NR: usize = 8;
-
     #[inline(always)]
     unsafe fn run_with<S: Simd, const NV: usize>(self) {
         let job = self.job;
@@ -187,7 +187,7 @@ impl<T: Float> Worker<'_, '_, T> {
             out,
             scratch,
         } = self;
-        let nr = Self::NR;
+        let nr = NR;
         let panels = Panels::new::<S, NV>(mpad);
         let (a, w, c) = scratch.buffers(mpad * job.k, nr * KC, nr * mpad);
         for (k0, kc) in depth_blocks(job.k) {
@@ -225,7 +225,7 @@ impl<T: Float> Worker<'_, '_, T> {
             out,
             scratch,
         } = self;
-        let nr = Self::NR;
+        let nr = NR;
         let mc_max = MC.min(mpad);
         let nc_max = NC.min(cols.div_ceil(nr) * nr);
         let (a, w, c) = scratch.buffers(mc_max * KC, nc_max * KC, nc_max * mc_max);
@@ -572,7 +572,6 @@ pub(super) unsafe fn tile_update<S: Simd, const V: usize>(
     lda: usize,
     tile: Tile,
 ) {
-    const NR: usize = 8;
     let l = S::LANES;
     let mut acc: [[S::V; V]; NR] = std::array::from_fn(|i| {
         std::array::from_fn(|v| S::load(tile.ptr.add(i * tile.stride + v * l)))

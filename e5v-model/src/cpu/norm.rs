@@ -77,7 +77,7 @@ impl<T: Float> Kernel for Row<'_, '_, T> {
         let full = dim - dim % l;
         match job.norm {
             Norm::Rms { weight } => {
-                let squares = sum_of_squares::<S, T>(x, 0.0);
+                let squares = sum_of_squares::<S, T>(x, Some(0.0));
                 let inv = 1.0 / (squares / dim as f32 + job.eps).sqrt();
                 // Round the normalised value to T before scaling, as HF does in half precision.
                 let mut normed = [T::default(); 16];
@@ -96,9 +96,9 @@ impl<T: Float> Kernel for Row<'_, '_, T> {
                 }
             }
             Norm::Layer { weight, bias } => {
-                let mean = sum_of_squares::<S, T>(x, f32::NAN) / dim as f32;
+                let mean = sum_of_squares::<S, T>(x, None) / dim as f32;
                 let centred = S::splat(mean);
-                let var = sum_of_squares::<S, T>(x, mean) / dim as f32;
+                let var = sum_of_squares::<S, T>(x, Some(mean)) / dim as f32;
                 let inv = 1.0 / (var + job.eps).sqrt();
                 for i in (0..full).step_by(l) {
                     let c = S::sub(T::load::<S>(x.as_ptr().add(i)), centred);
@@ -118,28 +118,25 @@ impl<T: Float> Kernel for Row<'_, '_, T> {
     }
 }
 
-/// `Σ (x - centre)²`, or `Σ x` when `centre` is NaN.
+/// `Σ (x - centre)²`, or `Σ x` without a centre.
 #[inline(always)]
-unsafe fn sum_of_squares<S: Simd, T: Float>(x: &[T], centre: f32) -> f32 {
+unsafe fn sum_of_squares<S: Simd, T: Float>(x: &[T], centre: Option<f32>) -> f32 {
     let l = S::LANES;
     let full = x.len() - x.len() % l;
-    let plain = centre.is_nan();
-    let c = S::splat(if plain { 0.0 } else { centre });
+    let c = S::splat(centre.unwrap_or(0.0));
     let mut acc = S::splat(0.0);
     for i in (0..full).step_by(l) {
         let v = S::sub(T::load::<S>(x.as_ptr().add(i)), c);
-        acc = if plain {
-            S::add(acc, v)
-        } else {
-            S::fma(v, v, acc)
+        acc = match centre {
+            Some(_) => S::fma(v, v, acc),
+            None => S::add(acc, v),
         };
     }
     let tail = x[full..].iter().map(|v| v.to_f32());
     S::sum(acc)
-        + if plain {
-            tail.sum::<f32>()
-        } else {
-            tail.map(|v| (v - centre) * (v - centre)).sum::<f32>()
+        + match centre {
+            Some(centre) => tail.map(|v| (v - centre) * (v - centre)).sum::<f32>(),
+            None => tail.sum::<f32>(),
         }
 }
 
