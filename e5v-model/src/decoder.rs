@@ -10,8 +10,8 @@ use crate::{
     Result,
     config::DecoderConfig,
     nn::{
-        Activation, AttentionMask, MultiHeadAttention, RmsNorm, RotaryEmbedding, add, linear,
-        linear_act, mul,
+        Activation, AttentionBudget, AttentionMask, MultiHeadAttention, RmsNorm, RotaryEmbedding,
+        add, linear, linear_act, mul,
     },
     weights::WeightLoader,
 };
@@ -27,6 +27,8 @@ pub struct Decoder<B: Backend> {
     rope: RotaryEmbedding,
     #[module(skip)]
     sliding_window: Option<usize>,
+    #[module(skip)]
+    attention_budget: AttentionBudget,
 }
 
 #[derive(Module, Debug)]
@@ -59,7 +61,13 @@ impl<B: Backend> Decoder<B> {
             norm: rms_norm(w, "decoder.norm", hidden, config.rms_norm_eps)?,
             rope: RotaryEmbedding::new(&config.rope, config.head_dim),
             sliding_window: config.sliding_window,
+            attention_budget: AttentionBudget::DEFAULT,
         })
+    }
+
+    /// Bounds attention's score blocks (backends without the fused CPU kernel).
+    pub fn set_attention_budget(&mut self, budget: AttentionBudget) {
+        self.attention_budget = budget;
     }
 
     /// Rows of the token-embedding table.
@@ -93,7 +101,7 @@ impl<B: Backend> Decoder<B> {
         let mask = AttentionMask::causal(valid, self.sliding_window);
         let mut x = embeddings;
         for layer in &self.layers {
-            x = layer.forward(x, &rope, &mask);
+            x = layer.forward(x, &rope, &mask, self.attention_budget);
         }
         self.norm.forward(x)
     }
@@ -139,9 +147,14 @@ impl<B: Backend> DecoderBlock<B> {
         x: Tensor<B, 3>,
         rope: &crate::nn::RopeTables<B>,
         mask: &AttentionMask<B>,
+        budget: AttentionBudget,
     ) -> Tensor<B, 3> {
         let normed = self.input_layernorm.forward(x.clone());
-        let x = add(x, self.self_attn.forward(normed, Some(rope), Some(mask)));
+        let x = add(
+            x,
+            self.self_attn
+                .forward(normed, Some(rope), Some(mask), budget),
+        );
         let h = self.post_attention_layernorm.forward(x.clone());
         let gate = linear_act(&self.gate_proj, h.clone(), self.activation);
         let gated = mul(gate, linear(&self.up_proj, h));

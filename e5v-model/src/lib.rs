@@ -36,7 +36,7 @@ pub use config::{
 pub use decoder::Decoder;
 pub use error::{ModelError, Result};
 pub use llava::LlavaNext;
-pub use nn::Activation;
+pub use nn::{Activation, AttentionBudget};
 pub use packing::{ImageLayout, pack_image};
 pub use projector::Projector;
 pub use vision::VisionTower;

@@ -8,7 +8,8 @@ use burn::{
 };
 
 use crate::{
-    Checkpoint, Decoder, LlavaNextConfig, ModelError, Projector, Result, VisionTower,
+    AttentionBudget, Checkpoint, Decoder, LlavaNextConfig, ModelError, Projector, Result,
+    VisionTower,
     anyres::AnyresBehaviour,
     packing::{ImageLayout, pack_image},
     weights::WeightLoader,
@@ -66,6 +67,14 @@ impl<B: Backend> LlavaNext<B> {
             decoder,
             config,
         })
+    }
+
+    /// Bounds the attention scores of both towers to blocks of at most `budget` (on backends
+    /// without the fused CPU kernel, which never holds scores): the default suits any device
+    /// but wgpu adapters with a small binding limit, which need at most half of it.
+    pub fn set_attention_budget(&mut self, budget: AttentionBudget) {
+        self.vision.set_attention_budget(budget);
+        self.decoder.set_attention_budget(budget);
     }
 
     /// The resolved config.

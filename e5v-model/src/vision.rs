@@ -10,7 +10,7 @@ use crate::{
     Result,
     config::VisionConfig,
     cpu,
-    nn::{Activation, LayerNorm, MultiHeadAttention, add, linear, linear_act},
+    nn::{Activation, AttentionBudget, LayerNorm, MultiHeadAttention, add, linear, linear_act},
     weights::WeightLoader,
 };
 
@@ -29,6 +29,8 @@ pub struct VisionTower<B: Backend> {
     layers: Vec<VisionBlock<B>>,
     #[module(skip)]
     config: VisionConfig,
+    #[module(skip)]
+    attention_budget: AttentionBudget,
 }
 
 #[derive(Module, Debug)]
@@ -66,6 +68,7 @@ impl<B: Backend> VisionTower<B> {
             pre_layrnorm: layer_norm(w, "vision.pre_layrnorm", hidden, config.layer_norm_eps)?,
             layers,
             config: config.clone(),
+            attention_budget: AttentionBudget::DEFAULT,
         })
     }
 
@@ -79,6 +82,11 @@ impl<B: Backend> VisionTower<B> {
             .and_then(|rest| rest.split('.').next())
             .and_then(|index| index.parse::<usize>().ok())
             .is_some_and(|index| index >= config.feature_blocks && index < config.num_layers)
+    }
+
+    /// Bounds attention's score blocks (backends without the fused CPU kernel).
+    pub fn set_attention_budget(&mut self, budget: AttentionBudget) {
+        self.attention_budget = budget;
     }
 
     /// Patch features of the feature layer, CLS dropped.
@@ -106,7 +114,7 @@ impl<B: Backend> VisionTower<B> {
             Tensor::cat(vec![class, patches], 1) + self.position_embedding.val().unsqueeze();
         x = self.pre_layrnorm.forward(x);
         for layer in &self.layers {
-            x = layer.forward(x);
+            x = layer.forward(x, self.attention_budget);
         }
         let tokens = x.dims()[1];
         x.slice([0..crops, 1..tokens, 0..hidden])
@@ -148,9 +156,9 @@ impl<B: Backend> VisionBlock<B> {
         })
     }
 
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, budget: AttentionBudget) -> Tensor<B, 3> {
         let normed = self.layer_norm1.forward(x.clone());
-        let x = add(x, self.self_attn.forward(normed, None, None));
+        let x = add(x, self.self_attn.forward(normed, None, None, budget));
         let h = linear_act(
             &self.fc1,
             self.layer_norm2.forward(x.clone()),

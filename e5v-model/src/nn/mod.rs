@@ -8,6 +8,7 @@ mod norm;
 mod rope;
 
 pub use activation::Activation;
+pub use attention::AttentionBudget;
 pub(crate) use attention::{AttentionMask, MultiHeadAttention};
 pub(crate) use elementwise::{add, mul};
 pub(crate) use linear::{linear, linear_act};
