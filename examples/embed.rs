@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example embed -- --model DIR --input IN.jsonl --output OUT.jsonl \
 //!     [--backend flex|ndarray|wgpu|cuda] [--dtype f32|f16|bf16] [--batch-size N] \
+//!     [--max-batch-tokens N] [--max-batch-crops N] \
 //!     [--anyres transformers|transformers-4.41] [--no-normalize]
 //! ```
 //! Input lines: `{"text": ...}`, `{"image": PATH}`, `{"image": PATH, "text": ...}` (composed,
@@ -46,6 +47,12 @@ struct Args {
     /// Inputs per forward pass.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
+    /// Padded tokens per forward pass (default: the backend's budget).
+    #[arg(long)]
+    max_batch_tokens: Option<usize>,
+    /// Image crops per forward pass (default: the backend's budget).
+    #[arg(long)]
+    max_batch_crops: Option<usize>,
     /// Image behaviour: current transformers, or 4.41.2 (the paper's numbers).
     #[arg(long, value_enum, default_value_t = AnyresArg::Transformers)]
     anyres: AnyresArg,
@@ -95,7 +102,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<usize, String> {
     let (inputs, lines) = read_inputs(&args.input)?;
-    let options = EmbedderOptions::new()
+    let mut options = EmbedderOptions::new()
         .with_batch_size(args.batch_size)
         .with_normalize(!args.no_normalize)
         .with_precision(match args.dtype {
@@ -107,6 +114,8 @@ fn run(args: &Args) -> Result<usize, String> {
             AnyresArg::Transformers => AnyresBehaviour::Transformers,
             AnyresArg::Transformers441 => AnyresBehaviour::Transformers441,
         });
+    options.max_batch_tokens = args.max_batch_tokens;
+    options.max_batch_crops = args.max_batch_crops;
     match args.backend {
         BackendArg::Flex => embed::<e5v::Flex>(args, options, &inputs, &lines),
         #[cfg(feature = "ndarray")]

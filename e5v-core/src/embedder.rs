@@ -8,6 +8,8 @@ use e5v_prompt::{ChatTemplate, Modality};
 
 use crate::{
     EmbedderOptions, Embeddings, Error, Input, Result,
+    batching::{BatchLimits, InputSize, batches},
+    device::DeviceLimits,
     embeddings::{InputInfo, normalize},
     image::{self, ImageProcessorConfig},
     prepare::{PrepareContext, PreparedInput},
@@ -24,6 +26,8 @@ pub struct Embedder<B: Backend> {
     options: EmbedderOptions,
     chat: ChatTemplate,
     device: B::Device,
+    limits: DeviceLimits,
+    batch: BatchLimits,
 }
 
 impl<B: Backend> std::fmt::Debug for Embedder<B> {
@@ -45,10 +49,14 @@ impl<B: Backend> Embedder<B> {
         device: &B::Device,
     ) -> Result<Self> {
         let dir = model_dir.as_ref();
-        if options.batch_size == 0 {
-            return Err(Error::InvalidArgument(
-                "batch_size must be at least 1".into(),
-            ));
+        for (name, value) in [
+            ("batch_size", Some(options.batch_size)),
+            ("max_batch_tokens", options.max_batch_tokens),
+            ("max_batch_crops", options.max_batch_crops),
+        ] {
+            if value == Some(0) {
+                return Err(Error::InvalidArgument(format!("{name} must be at least 1")));
+            }
         }
         for (template, modality) in [
             (&options.text_template, Modality::Text),
@@ -63,8 +71,31 @@ impl<B: Backend> Embedder<B> {
                 )));
             }
         }
-        let model = LlavaNext::load(dir, device, options.precision.dtype())?;
+        let dtype = options.precision.dtype();
+        let mut model = LlavaNext::load(dir, device, dtype)?;
+        let limits = DeviceLimits::of::<B>(device);
+        model.set_attention_budget(limits.attention_budget());
         let config = model.config();
+        let elem = dtype.size();
+        if let Some((bytes, limit)) =
+            limits.oversized_weight(config, model.decoder().vocab_size(), elem)
+        {
+            return Err(Error::DeviceLimit {
+                index: None,
+                what: "the model's largest weight".into(),
+                bytes,
+                limit,
+            });
+        }
+        let batch = BatchLimits {
+            inputs: options.batch_size,
+            tokens: options
+                .max_batch_tokens
+                .unwrap_or_else(|| limits.batch_tokens(config, elem)),
+            crops: options
+                .max_batch_crops
+                .unwrap_or_else(|| limits.batch_crops(config, elem)),
+        };
         let tokenizer =
             PromptTokenizer::from_file(&dir.join("tokenizer.json"), config.image_token_id)?;
         let image_config = ImageProcessorConfig::from_model_dir(dir, Some(&config.grid_pinpoints))
@@ -87,6 +118,8 @@ impl<B: Backend> Embedder<B> {
             options,
             chat,
             device: device.clone(),
+            limits,
+            batch,
         })
     }
 
@@ -111,7 +144,11 @@ impl<B: Backend> Embedder<B> {
     }
 
     /// Embeds inputs, one vector each, in input order. Inputs of similar length are batched
-    /// together; the result does not depend on the batching.
+    /// together, within [`EmbedderOptions::batch_size`], the token budget and the crop
+    /// budget; the result does not depend on the batching.
+    ///
+    /// An input whose batch would not fit the device (see [`Error::DeviceLimit`]) fails the
+    /// call before anything is computed wrong.
     pub fn embed(&self, inputs: &[Input]) -> Result<Embeddings> {
         let context = self.prepare_context();
         let mut prepared = inputs
@@ -125,7 +162,15 @@ impl<B: Backend> Embedder<B> {
         let dim = self.dim();
         let mut rows = vec![0.0f32; inputs.len() * dim];
         let mut info = vec![InputInfo::new(0, None); inputs.len()];
-        for batch in prepared.chunks(self.options.batch_size) {
+        let sizes: Vec<InputSize> = prepared
+            .iter()
+            .map(|p| InputSize {
+                tokens: p.seq_len(),
+                crops: p.crops,
+            })
+            .collect();
+        for range in batches(&sizes, self.batch) {
+            let batch = &prepared[range];
             let vectors = self.run(batch)?;
             for (item, vector) in batch.iter().zip(vectors.chunks_exact(dim)) {
                 rows[item.index * dim..(item.index + 1) * dim].copy_from_slice(vector);
@@ -180,6 +225,20 @@ impl<B: Backend> Embedder<B> {
     /// (with causal attention, real tokens never see the padding), last real token pooled.
     /// Returns the raw vectors, row-major.
     fn run(&self, batch: &[PreparedInput]) -> Result<Vec<f32>> {
+        let config = self.model.config();
+        let elem = self.options.precision.dtype().size();
+        let longest = batch.iter().map(PreparedInput::seq_len).max().unwrap_or(0);
+        if let Some((bytes, limit)) =
+            self.limits
+                .decoder_overflow(config, batch.len(), longest, elem)
+        {
+            return Err(Error::DeviceLimit {
+                index: batch.first().map(|item| item.index),
+                what: format!("a batch of {} sequences of {longest} tokens", batch.len()),
+                bytes,
+                limit,
+            });
+        }
         let images = self.image_features(batch)?;
         let mut images = images.into_iter();
         let mut sequences = Vec::with_capacity(batch.len());
@@ -207,7 +266,6 @@ impl<B: Backend> Embedder<B> {
             sequences.push(sequence);
         }
         let lengths: Vec<usize> = batch.iter().map(PreparedInput::seq_len).collect();
-        let longest = lengths.iter().copied().max().unwrap_or(0);
         let hidden = self.dim();
         let padded: Vec<Tensor<B, 2>> = sequences
             .into_iter()
@@ -271,8 +329,21 @@ impl<B: Backend> Embedder<B> {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
-        let side = self.model.config().vision.image_size;
+        let config = self.model.config();
+        let side = config.vision.image_size;
         let total: usize = crops.iter().map(|c| c.0).sum();
+        let elem = self.options.precision.dtype().size();
+        if let Some((bytes, limit)) = self.limits.vision_overflow(config, total, elem) {
+            return Err(Error::DeviceLimit {
+                index: batch
+                    .iter()
+                    .find(|item| item.image.is_some())
+                    .map(|item| item.index),
+                what: format!("{total} image crops"),
+                bytes,
+                limit,
+            });
+        }
         let pixels = Tensor::<B, 4>::from_data(
             TensorData::new(pixels, [total, 3, side, side]),
             (&self.device, self.options.precision.dtype()),

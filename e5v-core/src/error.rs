@@ -77,6 +77,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A tensor would not fit one buffer of the device (wgpu adapters cap each storage
+    /// binding, at 128 MiB on some): refused rather than computed wrong.
+    #[error(
+        "{}{what} needs {bytes} bytes in one buffer, more than the device's limit of {limit} bytes{}",
+        index.map_or(String::new(), |i| format!("input {i}: ")),
+        if index.is_some() { " (lower max_batch_tokens / max_batch_crops, or use another backend)" } else { "" }
+    )]
+    DeviceLimit {
+        /// The input whose batch does not fit (`None` for the weights).
+        index: Option<usize>,
+        /// What does not fit.
+        what: String,
+        /// Bytes it needs.
+        bytes: u64,
+        /// The device's limit.
+        limit: u64,
+    },
     /// An argument is out of its valid range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

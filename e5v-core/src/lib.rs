@@ -31,6 +31,8 @@
 //! [`AnyresBehaviour::Transformers441`] the paper.
 
 mod backend;
+mod batching;
+mod device;
 mod embedder;
 mod embeddings;
 mod error;

@@ -54,8 +54,16 @@ pub enum Truncation {
 pub struct EmbedderOptions {
     /// Weights and activations dtype.
     pub precision: Precision,
-    /// Inputs run through the model together.
+    /// Most inputs run through the model together.
     pub batch_size: usize,
+    /// Most padded tokens in one batch (inputs x the longest sequence), as
+    /// text-embeddings-inference's `max_batch_tokens`; `None` picks the backend's default
+    /// (16384, fewer where a device buffer could not hold the widest activation). An input
+    /// longer than the budget runs in a batch of its own.
+    pub max_batch_tokens: Option<usize>,
+    /// Most image crops in one batch (they go through the vision tower together); `None`
+    /// picks the backend's default (32, fewer where a device buffer could not hold them).
+    pub max_batch_crops: Option<usize>,
     /// Which transformers image behaviour to reproduce (the default is the fixed one; the
     /// paper's numbers used [`AnyresBehaviour::Transformers441`]).
     pub anyres: AnyresBehaviour,
@@ -80,6 +88,8 @@ impl Default for EmbedderOptions {
         Self {
             precision: Precision::default(),
             batch_size: 8,
+            max_batch_tokens: None,
+            max_batch_crops: None,
             anyres: AnyresBehaviour::default(),
             normalize: true,
             chat_template: None,
@@ -108,6 +118,18 @@ impl EmbedderOptions {
     /// Sets [`Self::batch_size`] (must be at least 1).
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
+        self
+    }
+
+    /// Sets [`Self::max_batch_tokens`] (must be at least 1).
+    pub fn with_max_batch_tokens(mut self, tokens: usize) -> Self {
+        self.max_batch_tokens = Some(tokens);
+        self
+    }
+
+    /// Sets [`Self::max_batch_crops`] (must be at least 1).
+    pub fn with_max_batch_crops(mut self, crops: usize) -> Self {
+        self.max_batch_crops = Some(crops);
         self
     }
 

@@ -20,6 +20,9 @@ pub(crate) struct PreparedInput {
     pub image: Option<(Vec<u8>, (u32, u32))>,
     /// Image feature vectors that replace the image token.
     pub image_tokens: Option<usize>,
+    /// Crops the image processor will cut (0 without an image; at most, for the 4.41
+    /// behaviour's smaller canvas).
+    pub crops: usize,
 }
 
 impl PreparedInput {
@@ -91,6 +94,11 @@ impl PrepareContext<'_> {
                 self.behaviour,
             )
         });
+        let crops = image.as_ref().map_or(0, |(_, size)| {
+            let (rows, cols) =
+                anyres::grid_shape(*size, self.pinpoints, self.crop_size, self.behaviour);
+            1 + rows * cols
+        });
         let render = |text: Option<&str>| -> Result<Vec<u32>> {
             let prompt: Prompt = template
                 .render(chat, text)
@@ -102,6 +110,7 @@ impl PrepareContext<'_> {
             ids: render(text)?,
             image,
             image_tokens,
+            crops,
         };
         if prepared.seq_len() > self.max_positions {
             let too_long = Error::TooLong {
@@ -141,6 +150,7 @@ impl PrepareContext<'_> {
             ids,
             image: None,
             image_tokens: None,
+            crops: 0,
         })
     }
 

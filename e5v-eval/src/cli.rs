@@ -103,6 +103,9 @@ pub struct Common {
     /// Inputs per forward pass (and per cache write).
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Padded tokens per forward pass (default: the backend's budget).
+    #[arg(long)]
+    pub max_batch_tokens: Option<usize>,
     /// Image behaviour: transformers 4.41.2 (the paper's numbers) or current transformers.
     #[arg(long, value_enum, default_value_t = AnyresArg::Transformers441)]
     pub anyres: AnyresArg,
@@ -244,7 +247,7 @@ impl Cli {
         if let Some(dir) = submission_dir {
             config = config.with_submission_dir(dir);
         }
-        let model = ModelOptions::new()
+        let mut model = ModelOptions::new()
             .with_batch_size(common.batch_size)
             .with_precision(match common.dtype {
                 DtypeArg::F32 => Precision::F32,
@@ -255,6 +258,9 @@ impl Cli {
                 AnyresArg::Transformers => AnyresBehaviour::Transformers,
                 AnyresArg::Transformers441 => AnyresBehaviour::Transformers441,
             });
+        if let Some(tokens) = common.max_batch_tokens {
+            model = model.with_max_batch_tokens(tokens);
+        }
         Plan {
             task,
             config,

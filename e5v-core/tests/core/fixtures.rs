@@ -5,8 +5,13 @@ use std::path::PathBuf;
 use e5v_core::{AnyresBehaviour, Embedder, EmbedderOptions, Input};
 use serde::Deserialize;
 
+/// `fixtures/` of this checkout, or `E5V_FIXTURES` (the test binary copied to a GPU host by
+/// scripts/device-check.sh runs far from the checkout it was built in).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+    std::env::var_os("E5V_FIXTURES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures"),
+        PathBuf::from,
+    )
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -142,11 +142,11 @@ on_backends!(
     concurrent_calls_match_sequential_ones
 );
 
-/// Weights and activations in f16 (flex) stay close to the f32 reference. The reference runs
-/// the real model in fp16; on these O(1)-scale random weights f16 rounding (~1e-3 relative per
-/// operation) compounds over the layers, hence a bound of 0.9999 (measured: 0.99999) instead of f32's 0.99999.
-#[test]
-fn half_precision_on_flex_is_close_to_f32() {
+/// Weights and activations in f16 or bf16 stay close to the f32 reference. The reference runs
+/// the real model in fp16; on these O(1)-scale random weights half-precision rounding (~1e-3
+/// relative per operation in f16) compounds over the layers, hence a bound of 0.9999 (f16 on
+/// flex measured: 0.99999) instead of f32's 0.99999, and 0.999 for bf16's 8-bit mantissa.
+fn half_precision_is_close_to_f32<B: Backend>(precision: e5v_core::Precision) {
     let all = cases().cases;
     let picked: Vec<&Case> = all
         .iter()
@@ -154,16 +154,117 @@ fn half_precision_on_flex_is_close_to_f32() {
         .collect();
     let options = EmbedderOptions::new()
         .with_normalize(false)
-        .with_precision(e5v_core::Precision::F16);
-    let embedder = embedder::<burn::backend::Flex>("tiny-e5v", options);
+        .with_precision(precision);
+    let embedder = embedder::<B>("tiny-e5v", options);
     let inputs: Vec<Input> = picked.iter().map(|c| c.input()).collect();
-    let embeddings = embedder.embed(&inputs).expect("embeds in f16");
+    let embeddings = embedder.embed(&inputs).expect("embeds in half precision");
+    let bound = if precision == e5v_core::Precision::Bf16 {
+        0.999
+    } else {
+        0.9999
+    };
     for (i, case) in picked.iter().enumerate() {
         let cos = cosine(
             embeddings.get(i).expect("row"),
             &reference(&format!("{}.embedding", case.id)),
         );
-        eprintln!("{}: f16 cosine {cos}", case.id);
-        assert!(cos >= 0.9999, "{}: cosine {cos}", case.id);
+        eprintln!("{}: {precision:?} cosine {cos}", case.id);
+        assert!(cos >= bound, "{}: {precision:?} cosine {cos}", case.id);
+    }
+}
+
+#[test]
+fn half_precision_on_flex_is_close_to_f32() {
+    half_precision_is_close_to_f32::<burn::backend::Flex>(e5v_core::Precision::F16);
+}
+
+/// CUDA, run by scripts/device-check.sh on a GPU host (never in CI: no GPU there).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use e5v_core::Precision;
+
+    type C = burn::backend::Cuda;
+
+    #[test]
+    fn every_case_matches_the_reference() {
+        super::every_case_matches_the_reference::<C>();
+    }
+
+    #[test]
+    fn reference_batches_match() {
+        super::reference_batches_match::<C>();
+    }
+
+    #[test]
+    fn f16_is_close_to_f32() {
+        super::half_precision_is_close_to_f32::<C>(Precision::F16);
+    }
+
+    #[test]
+    fn bf16_is_close_to_f32() {
+        super::half_precision_is_close_to_f32::<C>(Precision::Bf16);
+    }
+}
+
+/// wgpu, run in CI on Mesa's software Vulkan (lavapipe), whose storage bindings stop at
+/// 128 MiB: the image cases (~2.3k tokens) and the reference batches of two images, whose
+/// dense scores would pass that limit, and a text whose single sequence does.
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use e5v_core::{EmbedderOptions, Error, Input};
+
+    use crate::fixtures::{cosine, embedder};
+
+    type W = burn::backend::Wgpu;
+
+    #[test]
+    fn every_case_matches_the_reference() {
+        super::every_case_matches_the_reference::<W>();
+    }
+
+    #[test]
+    fn reference_batches_match() {
+        super::reference_batches_match::<W>();
+    }
+
+    /// ~3k tokens x 4 heads: dense f32 scores would take 144 MiB, past lavapipe's binding.
+    #[test]
+    fn a_sequence_whose_scores_pass_a_binding_matches_the_cpu() {
+        let text = (0..3000)
+            .map(|i| format!("w{} ", i % 97))
+            .collect::<String>();
+        let options = EmbedderOptions::new().with_normalize(false);
+        let cpu = embedder::<burn::backend::Flex>("tiny-e5v", options.clone());
+        let gpu = embedder::<W>("tiny-e5v", options);
+        let input = [Input::text(text)];
+        let expected = cpu.embed(&input).expect("embeds on flex");
+        let seq = expected.info(0).expect("row").seq_len;
+        assert!(4 * seq * seq * 4 > 128 << 20, "{seq} tokens are too few");
+        let got = gpu.embed(&input).expect("embeds on wgpu");
+        let cos = cosine(got.get(0).expect("row"), expected.get(0).expect("row"));
+        assert!(cos >= 0.99999, "cosine {cos}");
+    }
+
+    /// A batch whose activations would not fit one binding fails before computing anything.
+    #[test]
+    fn a_batch_past_the_binding_limit_is_a_typed_error() {
+        let text = (0..4000)
+            .map(|i| format!("w{} ", i % 89))
+            .collect::<String>();
+        let options = EmbedderOptions::new()
+            .with_batch_size(80)
+            .with_max_batch_tokens(usize::MAX)
+            .with_truncation(e5v_core::Truncation::TruncateText);
+        let gpu = embedder::<W>("tiny-e5v", options);
+        let inputs = vec![Input::text(text); 80];
+        match gpu.embed(&inputs) {
+            Err(Error::DeviceLimit {
+                index: Some(_),
+                bytes,
+                limit,
+                ..
+            }) => assert!(bytes > limit),
+            other => panic!("expected a device-limit error, got {other:?}"),
+        }
     }
 }

@@ -21,6 +21,9 @@ pub struct ModelOptions {
     pub anyres: AnyresBehaviour,
     /// Inputs per forward pass; also how many inputs are read and cached at a time.
     pub batch_size: usize,
+    /// Padded tokens per forward pass (`None`: the backend's default; see
+    /// [`EmbedderOptions::max_batch_tokens`]).
+    pub max_batch_tokens: Option<usize>,
 }
 
 impl Default for ModelOptions {
@@ -29,6 +32,7 @@ impl Default for ModelOptions {
             precision: Precision::F32,
             anyres: AnyresBehaviour::Transformers441,
             batch_size: 8,
+            max_batch_tokens: None,
         }
     }
 }
@@ -54,6 +58,12 @@ impl ModelOptions {
     /// Sets [`Self::batch_size`] (at least 1).
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
+        self
+    }
+
+    /// Sets [`Self::max_batch_tokens`] (at least 1).
+    pub fn with_max_batch_tokens(mut self, tokens: usize) -> Self {
+        self.max_batch_tokens = Some(tokens);
         self
     }
 }
@@ -126,11 +136,12 @@ impl<B: Backend> EvalModel<B> {
             ));
         }
         let fingerprint = model_fingerprint(&dir)?;
-        let embedder_options = EmbedderOptions::new()
+        let mut embedder_options = EmbedderOptions::new()
             .with_precision(options.precision)
             .with_anyres(options.anyres)
             .with_batch_size(options.batch_size)
             .with_normalize(false);
+        embedder_options.max_batch_tokens = options.max_batch_tokens;
         let embedder = Embedder::new(&dir, embedder_options, device).map_err(|source| {
             EvalError::Embedding {
                 context: format!("loading {}", dir.display()),
