@@ -26,7 +26,7 @@ struct Args {
     /// Checkpoint folder.
     #[arg(long)]
     model: PathBuf,
-    /// `flex` or `ndarray`.
+    /// `flex`, `ndarray`, or (built with the package feature) `wgpu` / `cuda`.
     #[arg(long, default_value = "flex")]
     backend: String,
     /// `f32`, `f16` or `bf16`.
@@ -57,7 +57,15 @@ fn main() -> ExitCode {
     let result = match args.backend.as_str() {
         "flex" => run::<Flex>(&args, precision),
         "ndarray" => run::<NdArray>(&args, precision),
-        other => return fail(&format!("unknown backend {other:?} (flex, ndarray)")),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => run::<e5v_core::Wgpu>(&args, precision),
+        #[cfg(feature = "cuda")]
+        "cuda" => run::<e5v_core::Cuda>(&args, precision),
+        other => {
+            return fail(&format!(
+                "unknown backend {other:?} (flex, ndarray; wgpu and cuda with their features)"
+            ));
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

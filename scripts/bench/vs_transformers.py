@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the transformers reference embedding texts and images the way E5-V does it: processor
 (tokenizer + LlavaNextImageProcessor) + LlavaNextModel, last token of the final hidden state,
-left padding, on the CPU. Each case is one call of N inputs, timed after a warm-up call; one
+left padding, on the CPU or a CUDA GPU (sdpa attention there). Each case is one call of N inputs, timed after a warm-up call; one
 JSON line per case (the fields of benches/throughput.rs, the e5v side).
 
     vs_transformers.py --model target/bench-models/narrow --dtype f32 --cases texts:1,images:1
@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also append the JSON lines to this file")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU: sdpa attention, synchronised timing)")
     args = parser.parse_args()
 
     import torch
@@ -55,7 +56,9 @@ def main():
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, DTYPES[args.dtype])
     start = time.perf_counter()
-    model = LlavaNextForConditionalGeneration.from_pretrained(args.model, dtype=dtype).eval()
+    gpu = args.device.startswith("cuda")
+    extra = {"attn_implementation": "sdpa"} if gpu else {}
+    model = LlavaNextForConditionalGeneration.from_pretrained(args.model, dtype=dtype, **extra).eval()
     vocab = model.config.text_config.vocab_size
     if model.config.image_token_id >= vocab:  # E5-V's <image> lies outside the table (never read)
         model.resize_token_embeddings(vocab + 1, mean_resizing=False)
@@ -63,6 +66,8 @@ def main():
         args.model, patch_size=14, vision_feature_select_strategy="default", num_additional_image_tokens=1
     )
     processor.tokenizer.padding_side = "left"
+    model = model.to(args.device)
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     load_s = time.perf_counter() - start
     image = Image.open(args.image)
     image.load()
@@ -74,14 +79,19 @@ def main():
         else:
             enc = processor(text=[IMAGE_PROMPT] * n, images=[image] * n, padding=True, return_tensors="pt")
             enc["pixel_values"] = enc["pixel_values"].to(dtype)
+        enc = {k: v.to(args.device) for k, v in enc.items()}
         with torch.inference_mode():
             out = model.model(**enc)
-        return torch.nn.functional.normalize(out.last_hidden_state[:, -1].float(), dim=-1)
+        vectors = torch.nn.functional.normalize(out.last_hidden_state[:, -1].float(), dim=-1)
+        sync()
+        return vectors
 
     for case in args.cases.split(","):
         kind, n = case.split(":")
         n = int(n)
         embed(kind, n)  # warm-up
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -98,6 +108,8 @@ def main():
             "load_s": load_s,
             "threads": torch.get_num_threads(),
             "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "device": args.device,
+            "peak_gpu_bytes": torch.cuda.max_memory_allocated() if gpu else None,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         }

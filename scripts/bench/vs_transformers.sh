@@ -57,29 +57,4 @@ for scale in $SCALES; do
         | sed "s/^{/{\"scale\":\"$scale\",/" | tee -a "$out/rows.jsonl" || echo "   (e5v failed)"
 done
 
-"$PYTHON" - "$out" <<'PY'
-import json, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-rows = [json.loads(l) for l in (out / "rows.jsonl").read_text().splitlines() if l.startswith("{")]
-key = lambda r: (r["scale"], r["kind"], r["batch"])
-tf = {key(r): r for r in rows if r["side"] == "transformers"}
-print()
-print((out / "header.txt").read_text().strip())
-print()
-print("| shape | case | e5v | transformers | e5v / transformers | peak RSS e5v / transformers |")
-print("|---|---|---|---|---|---|")
-for r in rows:
-    if r["side"] != "e5v":
-        continue
-    ref = tf.get(key(r))
-    case = f"{r['batch']} {r['kind'][:-1] if r['batch'] == 1 else r['kind']}"
-    ours = f"{r['median_s']:.3f} s ({r['backend']} {r['dtype']})"
-    if ref is None:
-        print(f"| {r['scale']} | {case} | {ours} | (not run) | | |")
-        continue
-    theirs = f"{ref['median_s']:.3f} s ({ref['dtype']})"
-    rss = f"{r['peak_rss_kib'] / 2**20:.1f} / {ref['peak_rss_kib'] / 2**20:.1f} GiB"
-    print(f"| {r['scale']} | {case} | {ours} | {theirs} | **{r['median_s'] / ref['median_s']:.2f}** | {rss} |")
-print(f"\n(raw rows: {out}/rows.jsonl)")
-PY
+"$PYTHON" scripts/bench/table.py "$out"
