@@ -9,6 +9,11 @@ use crate::fixtures::{Case, cases, cosine, embedder, reference};
 /// pooled vector within cosine 0.99999 (f32; the decoder parity itself is ~1e-6, see
 /// e5v-model's tests).
 fn every_case_matches_the_reference<B: Backend>() {
+    picked_cases_match_the_reference::<B>(|_| true);
+}
+
+/// The cases whose id `pick` accepts, as [`every_case_matches_the_reference`].
+fn picked_cases_match_the_reference<B: Backend>(pick: impl Fn(&str) -> bool) {
     let all = cases().cases;
     for dir_behaviour in [
         ("tiny-e5v", "transformers"),
@@ -16,8 +21,11 @@ fn every_case_matches_the_reference<B: Backend>() {
     ] {
         let group: Vec<&Case> = all
             .iter()
-            .filter(|c| c.behaviour == dir_behaviour.1)
+            .filter(|c| c.behaviour == dir_behaviour.1 && pick(&c.id))
             .collect();
+        if group.is_empty() {
+            continue;
+        }
         let (dir, anyres) = group[0].setup();
         let options = EmbedderOptions::new()
             .with_normalize(false)
@@ -75,8 +83,13 @@ fn batching_does_not_change_results<B: Backend>() {
 
 /// transformers' own left-padded batches (recorded as `{batch}.pooled`) equal our batches.
 fn reference_batches_match<B: Backend>() {
+    picked_reference_batches_match::<B>(|_| true);
+}
+
+/// The reference batches whose id `pick` accepts, as [`reference_batches_match`].
+fn picked_reference_batches_match<B: Backend>(pick: impl Fn(&str) -> bool) {
     let all = cases();
-    for batch in &all.batches {
+    for batch in all.batches.iter().filter(|b| pick(&b.id)) {
         let group: Vec<&Case> = batch
             .case_ids
             .iter()
@@ -206,9 +219,10 @@ mod cuda {
     }
 }
 
-/// wgpu, run in CI on Mesa's software Vulkan (lavapipe), whose storage bindings stop at
-/// 128 MiB: the image cases (~2.3k tokens) and the reference batches of two images, whose
-/// dense scores would pass that limit, and a text whose single sequence does.
+/// wgpu, run in CI on Mesa's software Vulkan (lavapipe, on the CPU: a few cases keep it to a
+/// few minutes), whose storage bindings stop at 128 MiB: texts, images of ~2.4k and ~2.9k
+/// tokens (the first was wrong with burn's fusion), a composed query, both image behaviours,
+/// the reference batches of the current one, and a text whose dense scores pass the limit.
 #[cfg(feature = "wgpu")]
 mod wgpu {
     use e5v_core::{EmbedderOptions, Error, Input};
@@ -218,16 +232,26 @@ mod wgpu {
     type W = e5v_core::Wgpu;
 
     #[test]
-    fn every_case_matches_the_reference() {
-        super::every_case_matches_the_reference::<W>();
+    fn cases_match_the_reference() {
+        super::picked_cases_match_the_reference::<W>(|id| {
+            [
+                "txt_hello_t5",
+                "txt_long_t5",
+                "img_grad_640x480_t5",
+                "img_grad_512x512_t5",
+                "cmp_cirr1_t5",
+                "img_grad_480x640_t441",
+            ]
+            .contains(&id)
+        });
     }
 
     #[test]
     fn reference_batches_match() {
-        super::reference_batches_match::<W>();
+        super::picked_reference_batches_match::<W>(|id| id.ends_with("_t5"));
     }
 
-    /// ~3k tokens x 4 heads: dense f32 scores would take 144 MiB, past lavapipe's binding.
+    /// 4096 tokens x 4 heads: dense f32 scores would take 256 MiB, past lavapipe's binding.
     #[test]
     fn a_sequence_whose_scores_pass_a_binding_matches_the_cpu() {
         // ~8.5k tokens, cut to the model's 4096 positions.
