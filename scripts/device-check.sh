@@ -19,14 +19,13 @@ bundle=target/device-bundle
 
 build() {
     mkdir -p "$bundle"
-    local features=e5v-core/cuda,e5v-core/wgpu,e5v/cuda,e5v/wgpu
     # The parity tests of e5v-core (tests/core) and the throughput bench, release, no debuginfo.
     export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
     local tests bench
-    tests=$(cargo test --release -p e5v-core --features "$features" --test core --no-run \
-        --message-format=json 2>/dev/null | jq -r 'select(.executable != null and .target.name == "core") | .executable')
-    bench=$(cargo bench --bench throughput --features "$features" --no-run \
-        --message-format=json 2>/dev/null | jq -r 'select(.executable != null and .target.name == "throughput") | .executable')
+    tests=$(cargo test --release -p e5v-core --features cuda,wgpu --test core --no-run \
+        --message-format=json | jq -r 'select(.executable != null and .target.name == "core") | .executable')
+    bench=$(cargo bench --bench throughput --features cuda,wgpu --no-run \
+        --message-format=json | jq -r 'select(.executable != null and .target.name == "throughput") | .executable')
     cp "$tests" "$bundle/parity"
     cp "$bench" "$bundle/throughput"
     du -sh "$bundle"/*
