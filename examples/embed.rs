@@ -1,7 +1,7 @@
 //! Embeds a JSONL file of inputs with E5-V: the stable command-line contract.
 //!
 //! ```text
-//! cargo run --release --example embed -- --model DIR --input IN.jsonl --output OUT.jsonl \
+//! cargo run --release --example embed -- --model DIR|ORG/NAME --input IN.jsonl --output OUT.jsonl \
 //!     [--backend flex|ndarray|wgpu|cuda] [--dtype f32|f16|bf16] [--batch-size N] \
 //!     [--max-batch-tokens N] [--max-batch-crops N] \
 //!     [--anyres transformers|transformers-4.41] [--no-normalize]
@@ -23,15 +23,18 @@ use std::{
 
 use burn::tensor::backend::Backend;
 use clap::{Parser, ValueEnum};
-use e5v::{AnyresBehaviour, Embedder, EmbedderOptions, Error, Input, Precision};
+use e5v::{AnyresBehaviour, Embedder, EmbedderOptions, Error, Input, Precision, hub::Hub};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
 #[derive(Parser, Debug)]
 #[command(about = "Embed texts, images and composed queries with E5-V")]
 struct Args {
-    /// HF model directory (config.json, safetensors, tokenizer.json, processor config).
+    /// HF model folder (config.json, safetensors, tokenizer.json, processor config), or a
+    /// Hugging Face Hub repo id (`royokong/e5-v`, `org/name@revision`) fetched into the shared
+    /// cache (a folder that exists wins; `HF_HUB_OFFLINE=1` uses the cache only).
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     /// JSONL file of inputs.
     #[arg(long)]
     input: PathBuf,
@@ -134,12 +137,15 @@ fn embed<B: Backend>(
     inputs: &[Input],
     lines: &[usize],
 ) -> Result<usize, String> {
+    let dir = hub_with_progress_bar()
+        .model_dir(&args.model)
+        .map_err(|e| format!("model {}: {}", args.model, chain(&e)))?;
     let start = Instant::now();
-    let embedder = Embedder::<B>::new(&args.model, options, &Default::default())
-        .map_err(|e| format!("loading {}: {}", args.model.display(), chain(&e)))?;
+    let embedder = Embedder::<B>::new(&dir, options, &Default::default())
+        .map_err(|e| format!("loading {}: {}", dir.display(), chain(&e)))?;
     eprintln!(
         "loaded {} in {:.1} s",
-        args.model.display(),
+        dir.display(),
         start.elapsed().as_secs_f64()
     );
     let start = Instant::now();
@@ -240,6 +246,26 @@ fn input_index(error: &Error) -> Option<usize> {
 }
 
 /// An error and its causes, on one line.
+/// The Hub client of the environment, drawing the model download's progress on stderr.
+fn hub_with_progress_bar() -> Hub {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:32!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    Hub::from_env().with_progress(move |p| {
+        bar.set_length(p.total_bytes);
+        bar.set_position(p.bytes);
+        bar.set_message(p.file.to_owned());
+        if p.bytes == p.total_bytes {
+            bar.finish();
+        }
+    })
+}
+
 fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();

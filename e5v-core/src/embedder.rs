@@ -123,6 +123,30 @@ impl<B: Backend> Embedder<B> {
         })
     }
 
+    /// Loads `model`: a local folder, or a Hugging Face Hub repo id (`org/name` or
+    /// `org/name@revision`) fetched into (or found in) the cache Python's `huggingface_hub`
+    /// shares, with the settings of [`Hub::from_env`](crate::hub::Hub::from_env)
+    /// (`HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`). A folder that exists wins.
+    /// For a progress callback or other settings, resolve the folder with a
+    /// [`Hub`](crate::hub::Hub) and call [`Embedder::new`].
+    ///
+    /// ```no_run
+    /// use e5v_core::{EmbedderOptions, FlexEmbedder};
+    ///
+    /// // 16.7 GB on the first call; from the cache afterwards.
+    /// let embedder = FlexEmbedder::from_pretrained("royokong/e5-v", EmbedderOptions::default(), &Default::default())?;
+    /// # Ok::<(), e5v_core::Error>(())
+    /// ```
+    #[cfg(feature = "hub")]
+    pub fn from_pretrained(
+        model: &str,
+        options: EmbedderOptions,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let dir = crate::hub::Hub::from_env().model_dir(model)?;
+        Self::new(dir, options, device)
+    }
+
     /// The options in use.
     pub fn options(&self) -> &EmbedderOptions {
         &self.options

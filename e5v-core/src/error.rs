@@ -94,6 +94,10 @@ pub enum Error {
         /// The device's limit.
         limit: u64,
     },
+    /// A model could not be found or downloaded from the Hugging Face Hub.
+    #[cfg(feature = "hub")]
+    #[error(transparent)]
+    Hub(Box<crate::hub::HubError>),
     /// An argument is out of its valid range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -103,6 +107,13 @@ pub enum Error {
     /// Reading results back from the device failed.
     #[error("cannot read results from the device: {0}")]
     Device(String),
+}
+
+#[cfg(feature = "hub")]
+impl From<crate::hub::HubError> for Error {
+    fn from(error: crate::hub::HubError) -> Self {
+        Self::Hub(Box::new(error))
+    }
 }
 
 /// The crate's result type.

@@ -36,6 +36,8 @@ mod device;
 mod embedder;
 mod embeddings;
 mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod image;
 mod input;
 mod options;

@@ -91,9 +91,11 @@ pub struct MiniArgs {
 /// Options every subcommand takes.
 #[derive(Args, Debug)]
 pub struct Common {
-    /// HF model directory (config.json, safetensors, tokenizer.json, processor config).
+    /// HF model folder (config.json, safetensors, tokenizer.json, processor config), or a
+    /// Hugging Face Hub repo id (`royokong/e5-v`, `org/name@revision`) fetched into the shared
+    /// cache (a folder that exists wins).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: String,
     /// Compute backend (those compiled in).
     #[arg(long, value_enum, default_value_t = BackendArg::default())]
     pub backend: BackendArg,

@@ -19,6 +19,7 @@ mod cli;
 
 use std::error::Error as _;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -50,6 +51,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// The folder of `--model`: as given, or a Hub repo id fetched into the shared cache with a
+/// progress bar on stderr.
+#[cfg(feature = "hub")]
+fn model_dir(model: &str) -> Result<PathBuf, EvalError> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:32!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .map_err(|e| EvalError::InvalidArgument(e.to_string()))?
+        .progress_chars("=> "),
+    );
+    let hub = e5v_core::hub::Hub::from_env().with_progress(move |p| {
+        bar.set_length(p.total_bytes);
+        bar.set_position(p.bytes);
+        bar.set_message(p.file.to_owned());
+        if p.bytes == p.total_bytes {
+            bar.finish();
+        }
+    });
+    hub.model_dir(model).map_err(|e| EvalError::Embedding {
+        context: format!("finding the model {model}"),
+        source: e.into(),
+    })
+}
+
+/// Without the `hub` feature, `--model` is a folder.
+#[cfg(not(feature = "hub"))]
+fn model_dir(model: &str) -> Result<PathBuf, EvalError> {
+    Ok(PathBuf::from(model))
+}
+
 /// The error and its sources, `: `-separated.
 fn chain(e: &EvalError) -> String {
     let mut text = e.to_string();
@@ -62,8 +97,9 @@ fn chain(e: &EvalError) -> String {
 }
 
 fn run<B: Backend>(plan: &Plan) -> Result<(), EvalError> {
+    let dir = model_dir(&plan.common.model)?;
     let start = Instant::now();
-    let model = EvalModel::<B>::load(&plan.common.model, plan.model.clone(), &Default::default())?;
+    let model = EvalModel::<B>::load(&dir, plan.model.clone(), &Default::default())?;
     eprintln!(
         "loaded {} in {:.1} s",
         model.label(),

@@ -2,4 +2,8 @@
 
 mod errors;
 mod fixtures;
+#[cfg(feature = "hub")]
+mod hub;
+#[cfg(feature = "hub")]
+mod hub_server;
 mod parity;
