@@ -20,6 +20,10 @@
 //! # Ok::<(), e5v_core::Error>(())
 //! ```
 //!
+//! With the `hub` feature (on by default), [`Embedder::from_pretrained`] also takes a Hugging
+//! Face repo id (`royokong/e5-v`) and downloads it into the cache Python's `huggingface_hub`
+//! shares; [`hub::Hub`] gives the settings and a progress callback.
+//!
 //! # Backends
 //! Enable one or more cargo features: `flex` (default: the CPU backend with e5v's fused
 //! AVX-512/AVX2 kernels) or `ndarray` for the CPU, `wgpu`, `cuda`. [`Embedder`] is generic over

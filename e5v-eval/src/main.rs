@@ -1,7 +1,7 @@
 //! `e5v-eval`: one benchmark of the E5-V paper per subcommand (see the crate README).
 //!
 //! ```text
-//! cargo run --release -p e5v-eval -- <task> --model DIR --data DIR [--backend ndarray|flex|wgpu|cuda]
+//! cargo run --release -p e5v-eval -- <task> --model DIR|ORG/NAME --data DIR [--backend ndarray|flex|wgpu|cuda]
 //!     [--dtype f32|f16|bf16] [--batch-size N] [--max-batch-tokens N] [--anyres transformers|transformers-4.41]
 //!     [--cache DIR | --no-cache] [--output report.json] [--limit N] [--threads N] [--quiet]
 //! ```

@@ -15,7 +15,7 @@ pub enum HubError {
         reason: String,
     },
     /// A `--model` argument that is neither an existing folder nor a repo id.
-    #[error("{arg:?} is not a folder, and not a Hub repo id (org/name[@revision]): {reason}")]
+    #[error("{arg:?}: no such folder, and not a Hub repo id (org/name[@revision]): {reason}")]
     NotAModel {
         /// What was given.
         arg: String,
@@ -82,8 +82,12 @@ pub enum HubError {
     },
     /// Offline (`HF_HUB_OFFLINE` or the option), and the cache does not hold the file.
     #[error(
-        "offline, and {file} of {repo}@{revision} is not in the cache {}",
-        cache.display()
+        "offline, and the cache {} holds {}",
+        cache.display(),
+        match file.strip_prefix("refs/") {
+            Some(_) => format!("no {repo}@{revision}"),
+            None => format!("{repo}@{revision} without {file}"),
+        }
     )]
     NotCached {
         /// `org/name`.

@@ -170,6 +170,12 @@ impl Hub {
         if path.is_dir() {
             return Ok(path.to_owned());
         }
+        if model.starts_with(['.', '/', '~']) || model.matches('/').count() > 1 {
+            return Err(HubError::NotAModel {
+                arg: model.to_owned(),
+                reason: "it is a path".into(),
+            });
+        }
         let repo: RepoId = model.parse().map_err(|e| match e {
             HubError::InvalidRepoId { reason, .. } => HubError::NotAModel {
                 arg: model.to_owned(),

@@ -188,7 +188,8 @@ impl Remote {
         file: &str,
     ) -> Result<Response<ureq::Body>, HubError> {
         let mut pause = FIRST_PAUSE;
-        for attempt in 0..=RETRIES {
+        let mut attempt = 0;
+        loop {
             let mut request = ureq::http::Request::builder().method(method).uri(url);
             if let (true, Some(token)) = (auth, &self.token) {
                 request = request.header("authorization", format!("Bearer {token}"));
@@ -206,17 +207,16 @@ impl Remote {
                 source: Box::new(e),
             })?;
             let status = response.status().as_u16();
-            if attempt < RETRIES && (status == 429 || (500..600).contains(&status)) {
-                let wait = header(&response, "retry-after")
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .map_or(pause, |s| Duration::from_secs(s.min(60)));
-                thread::sleep(wait);
-                pause *= 2;
-                continue;
+            if attempt == RETRIES || !(status == 429 || (500..600).contains(&status)) {
+                return Ok(response);
             }
-            return Ok(response);
+            let wait = header(&response, "retry-after")
+                .and_then(|s| s.parse::<u64>().ok())
+                .map_or(pause, |s| Duration::from_secs(s.min(60)));
+            thread::sleep(wait);
+            pause *= 2;
+            attempt += 1;
         }
-        unreachable!("the last attempt returns")
     }
 }
 

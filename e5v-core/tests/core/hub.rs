@@ -477,7 +477,6 @@ fn python_cache(cache: &Path, id: &str) {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn a_cache_python_wrote_is_used_offline() {
     let cache = tempfile::tempdir().expect("cache");

@@ -2,8 +2,9 @@
 
 mod errors;
 mod fixtures;
-#[cfg(feature = "hub")]
+// The Hub tests check symlinks, as Python writes them on Unix.
+#[cfg(all(feature = "hub", unix))]
 mod hub;
-#[cfg(feature = "hub")]
+#[cfg(all(feature = "hub", unix))]
 mod hub_server;
 mod parity;
