@@ -4,7 +4,7 @@
 //! cargo run --release --example embed -- --model DIR|ORG/NAME --input IN.jsonl --output OUT.jsonl \
 //!     [--backend flex|ndarray|wgpu|cuda] [--dtype f32|f16|bf16] [--batch-size N] \
 //!     [--max-batch-tokens N] [--max-batch-crops N] \
-//!     [--anyres transformers|transformers-4.41] [--no-normalize]
+//!     [--anyres transformers|transformers-4.41] [--no-normalize] [--offline]
 //! ```
 //! Input lines: `{"text": ...}`, `{"image": PATH}`, `{"image": PATH, "text": ...}` (composed,
 //! CIRR query prompt), each optionally with `"prompt": RAW` (a complete raw prompt with
@@ -35,6 +35,9 @@ struct Args {
     /// cache (a folder that exists wins; `HF_HUB_OFFLINE=1` uses the cache only).
     #[arg(long)]
     model: String,
+    /// Use the Hugging Face cache only, never the network (as `HF_HUB_OFFLINE=1`).
+    #[arg(long)]
+    offline: bool,
     /// JSONL file of inputs.
     #[arg(long)]
     input: PathBuf,
@@ -137,7 +140,11 @@ fn embed<B: Backend>(
     inputs: &[Input],
     lines: &[usize],
 ) -> Result<usize, String> {
-    let dir = hub_with_progress_bar()
+    let mut hub = hub_with_progress_bar();
+    if args.offline {
+        hub = hub.with_offline(true);
+    }
+    let dir = hub
         .model_dir(&args.model)
         .map_err(|e| format!("model {}: {}", args.model, chain(&e)))?;
     let start = Instant::now();

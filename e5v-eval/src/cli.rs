@@ -96,6 +96,9 @@ pub struct Common {
     /// cache (a folder that exists wins).
     #[arg(long)]
     pub model: String,
+    /// Use the Hugging Face cache only, never the network (as `HF_HUB_OFFLINE=1`).
+    #[arg(long)]
+    pub offline: bool,
     /// Compute backend (those compiled in).
     #[arg(long, value_enum, default_value_t = BackendArg::default())]
     pub backend: BackendArg,

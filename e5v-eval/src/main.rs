@@ -54,7 +54,7 @@ fn main() -> ExitCode {
 /// The folder of `--model`: as given, or a Hub repo id fetched into the shared cache with a
 /// progress bar on stderr.
 #[cfg(feature = "hub")]
-fn model_dir(model: &str) -> Result<PathBuf, EvalError> {
+fn model_dir(model: &str, offline: bool) -> Result<PathBuf, EvalError> {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -65,7 +65,7 @@ fn model_dir(model: &str) -> Result<PathBuf, EvalError> {
         .map_err(|e| EvalError::InvalidArgument(e.to_string()))?
         .progress_chars("=> "),
     );
-    let hub = e5v_core::hub::Hub::from_env().with_progress(move |p| {
+    let mut hub = e5v_core::hub::Hub::from_env().with_progress(move |p| {
         bar.set_length(p.total_bytes);
         bar.set_position(p.bytes);
         bar.set_message(p.file.to_owned());
@@ -73,6 +73,9 @@ fn model_dir(model: &str) -> Result<PathBuf, EvalError> {
             bar.finish();
         }
     });
+    if offline {
+        hub = hub.with_offline(true);
+    }
     hub.model_dir(model).map_err(|e| EvalError::Embedding {
         context: format!("finding the model {model}"),
         source: e.into(),
@@ -81,7 +84,7 @@ fn model_dir(model: &str) -> Result<PathBuf, EvalError> {
 
 /// Without the `hub` feature, `--model` is a folder.
 #[cfg(not(feature = "hub"))]
-fn model_dir(model: &str) -> Result<PathBuf, EvalError> {
+fn model_dir(model: &str, _offline: bool) -> Result<PathBuf, EvalError> {
     Ok(PathBuf::from(model))
 }
 
@@ -97,7 +100,7 @@ fn chain(e: &EvalError) -> String {
 }
 
 fn run<B: Backend>(plan: &Plan) -> Result<(), EvalError> {
-    let dir = model_dir(&plan.common.model)?;
+    let dir = model_dir(&plan.common.model, plan.common.offline)?;
     let start = Instant::now();
     let model = EvalModel::<B>::load(&dir, plan.model.clone(), &Default::default())?;
     eprintln!(

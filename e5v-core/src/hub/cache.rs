@@ -107,9 +107,18 @@ impl RepoCache {
         (0..depth).for_each(|_| target.push(".."));
         target.push("blobs");
         target.push(blob.file_name().unwrap_or_default());
+        if pointer.exists() {
+            // Linked already (by another thread or process): a valid link is never removed.
+            return Ok(pointer);
+        }
+        // A link left dangling (its blob deleted) is replaced.
         let _ = fs::remove_file(&pointer);
-        link_or_copy(&target, blob, &pointer).map_err(HubError::io("link", &pointer))?;
-        Ok(pointer)
+        match link_or_copy(&target, blob, &pointer) {
+            Err(e) if !(e.kind() == std::io::ErrorKind::AlreadyExists && pointer.exists()) => {
+                Err(HubError::io("link", &pointer)(e))
+            }
+            _ => Ok(pointer),
+        }
     }
 
     /// Marks the cache root as a cache for backup tools, as Python does.

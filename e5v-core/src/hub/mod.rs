@@ -208,21 +208,28 @@ impl Hub {
         let commit = config.commit.clone();
         cache.write_ref(repo.revision(), &commit)?;
         let pinned = repo.at(&commit)?;
-        let mut plan = vec![("config.json".to_owned(), config)];
-        let find = |file: &str| -> Result<Option<FileMeta>, HubError> {
-            self.lookup(&cache, &pinned, file)
+        let find = |file: &str| self.lookup(&cache, &pinned, file);
+        let mut plan = Vec::new();
+        let mut add = |file: &str, entry: Entry| {
+            if let Entry::Remote(meta) = entry {
+                plan.push((file.to_owned(), meta));
+            }
         };
+        match cache.file(&commit, "config.json") {
+            Some(path) => add("config.json", Entry::Cached(path)),
+            None => add("config.json", Entry::Remote(config)),
+        }
         for (file, need) in &CONFIGS[1..] {
             match (find(file)?, need) {
-                (Some(meta), _) => plan.push((file.to_string(), meta)),
+                (Some(entry), _) => add(file, entry),
                 (None, Need::Optional) => {}
                 (None, Need::Required) => return Err(not_found(repo, file)),
             }
         }
         let mut processor = false;
         for file in PROCESSOR_CONFIGS {
-            if let Some(meta) = find(file)? {
-                plan.push((file.to_owned(), meta));
+            if let Some(entry) = find(file)? {
+                add(file, entry);
                 processor = true;
             }
         }
@@ -231,34 +238,28 @@ impl Hub {
         }
         if let Some(index) = find(WEIGHTS_INDEX)? {
             // The shards are named in the index: fetch it first.
-            let path = self.fetch(
-                &cache,
-                &pinned,
-                WEIGHTS_INDEX,
-                &index,
-                &mut Tally::default(),
-            )?;
-            plan.push((WEIGHTS_INDEX.to_owned(), index));
+            let path = match index {
+                Entry::Cached(path) => path,
+                Entry::Remote(meta) => {
+                    self.fetch(&cache, &pinned, WEIGHTS_INDEX, &meta, &mut Tally::default())?
+                }
+            };
             for shard in shards(repo, &path)? {
-                let meta = find(&shard)?.ok_or_else(|| not_found(repo, &shard))?;
-                plan.push((shard, meta));
+                let entry = find(&shard)?.ok_or_else(|| not_found(repo, &shard))?;
+                add(&shard, entry);
             }
         } else {
-            let meta = find(WEIGHTS)?
+            let entry = find(WEIGHTS)?
                 .ok_or_else(|| not_found(repo, &format!("{WEIGHTS_INDEX} or {WEIGHTS}")))?;
-            plan.push((WEIGHTS.to_owned(), meta));
+            add(WEIGHTS, entry);
         }
 
         cache.tag_root();
-        let missing: Vec<_> = plan
-            .iter()
-            .filter(|(file, _)| cache.file(&commit, file).is_none())
-            .collect();
         let mut tally = Tally {
-            total: missing.iter().filter_map(|(_, meta)| meta.size).sum(),
+            total: plan.iter().filter_map(|(_, meta)| meta.size).sum(),
             ..Tally::default()
         };
-        for (file, meta) in missing {
+        for (file, meta) in &plan {
             self.fetch(&cache, &pinned, file, meta, &mut tally)?;
         }
         Ok(cache.snapshot(&commit))
@@ -301,29 +302,23 @@ impl Hub {
         self.fetch(&cache, &pinned, file, &meta, &mut tally)
     }
 
-    /// The metadata of a file at a pinned commit; `None` if the repo does not have it. Files
-    /// the cache already holds, or knows to be missing, cost no request.
+    /// A file at a pinned commit: in the cache, or where to fetch it; `None` if the repo does
+    /// not have it. Files the cache holds, or knows to be missing, cost no request.
     fn lookup(
         &self,
         cache: &RepoCache,
         pinned: &RepoId,
         file: &str,
-    ) -> Result<Option<FileMeta>, HubError> {
+    ) -> Result<Option<Entry>, HubError> {
         let commit = pinned.revision();
         if cache.known_missing(commit, file) {
             return Ok(None);
         }
-        if cache.file(commit, file).is_some() {
-            // Cached: only the name matters from here on.
-            return Ok(Some(FileMeta {
-                commit: commit.to_owned(),
-                etag: String::new(),
-                size: None,
-                url: String::new(),
-            }));
+        if let Some(path) = cache.file(commit, file) {
+            return Ok(Some(Entry::Cached(path)));
         }
         match self.remote.head(pinned, file)? {
-            Lookup::Found(meta) => Ok(Some(meta)),
+            Lookup::Found(meta) => Ok(Some(Entry::Remote(meta))),
             Lookup::Missing { commit: seen } => {
                 cache.mark_missing(seen.as_deref().unwrap_or(commit), file);
                 Ok(None)
@@ -398,6 +393,12 @@ impl Hub {
     fn remote_token(&self) -> Option<String> {
         self.remote.token().map(str::to_owned)
     }
+}
+
+/// A file of the model: already in the snapshot, or to be fetched.
+enum Entry {
+    Cached(PathBuf),
+    Remote(FileMeta),
 }
 
 /// Bytes of the files of one call, for the progress report.

@@ -222,6 +222,33 @@ fn a_model_downloaded_through_the_hub_protocol_lands_in_pythons_layout() {
 }
 
 #[test]
+fn threads_sharing_a_cache_download_each_blob_once() {
+    let server = HubServer::start(vec![repo("org/tiny", tiny_files(), Access::Public)]);
+    let cache = tempfile::tempdir().expect("cache");
+    let hub = hub(&server, cache.path());
+    let dirs: Vec<PathBuf> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| hub.model_dir("org/tiny").expect("download")))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert!(dirs.iter().all(|d| *d == dirs[0]));
+    let gets = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(
+        gets, 5,
+        "each needed file fetched once (the lock held the other threads)"
+    );
+    assert_eq!(text_vector(&dirs[0]), reference_vector());
+}
+
+#[test]
 fn sharded_weights_are_fetched_from_the_index_and_load() {
     let server = HubServer::start(vec![repo("org/sharded", sharded_files(), Access::Public)]);
     let cache = tempfile::tempdir().expect("cache");
