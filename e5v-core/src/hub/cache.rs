@@ -16,7 +16,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{HubError, RepoId, repo::is_commit_hash};
+use super::{HubError, RepoId, remote::FileMeta, repo::is_commit_hash};
 
 /// One repo's folder in the cache.
 #[derive(Debug, Clone)]
@@ -78,6 +78,20 @@ impl RepoCache {
         if let Some(parent) = path.parent() {
             let _ = fs::create_dir_all(parent).and_then(|()| fs::File::create(&path).map(drop));
         }
+    }
+
+    pub fn blobs(&self) -> PathBuf {
+        self.dir.join("blobs")
+    }
+
+    /// Bytes a download of `meta` still needs on disk (what a partial file holds is there).
+    pub fn still_needed(&self, meta: &FileMeta) -> u64 {
+        let size = meta.size.unwrap_or_default();
+        if self.blob(&meta.etag).exists() {
+            return 0;
+        }
+        let partial = fs::metadata(self.incomplete(&meta.etag)).map_or(0, |m| m.len());
+        size.saturating_sub(partial)
     }
 
     pub fn blob(&self, etag: &str) -> PathBuf {

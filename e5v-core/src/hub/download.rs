@@ -215,10 +215,44 @@ impl Context<'_> {
                 file: self.file.to_owned(),
                 path: self.partial.to_owned(),
                 needed: self.meta.size.unwrap_or_default(),
+                available: None,
             };
         }
         HubError::io("write", self.partial)(source)
     }
+}
+
+/// Fails early, before a byte is written, when `dir`'s disk cannot hold `needed` more bytes
+/// (a 16 GB download should not fail at 90%).
+pub(crate) fn check_space(
+    dir: &Path,
+    needed: u64,
+    repo: &RepoId,
+    file: &str,
+) -> Result<(), HubError> {
+    fs::create_dir_all(dir).map_err(HubError::io("create", dir))?;
+    match available_space(dir) {
+        Some(available) if available < needed => Err(HubError::DiskFull {
+            repo: repo.id().to_owned(),
+            file: file.to_owned(),
+            path: dir.to_owned(),
+            needed,
+            available: Some(available),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes an unprivileged process may still write on `dir`'s file system.
+#[cfg(unix)]
+fn available_space(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn available_space(_dir: &Path) -> Option<u64> {
+    None
 }
 
 enum Retry {
@@ -300,5 +334,18 @@ mod tests {
         let (what, expected, actual) = check.finish().expect("a hash to compare");
         assert_eq!((what, expected), ("sha256", actual));
         assert!(Check::new("some-mirror-etag", Some(6)).finish().is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_download_larger_than_the_free_space_fails_before_it_starts() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let repo: RepoId = "org/name".parse().expect("a valid repo id");
+        assert!(check_space(dir.path(), 1, &repo, "f").is_ok());
+        let err = check_space(dir.path(), u64::MAX, &repo, "4 files").expect_err("too big");
+        assert!(
+            matches!(&err, HubError::DiskFull { available: Some(_), file, .. } if file == "4 files"),
+            "{err}"
+        );
     }
 }

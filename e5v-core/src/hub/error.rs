@@ -115,17 +115,23 @@ pub enum HubError {
         /// What arrived.
         actual: String,
     },
-    /// The disk filled up while downloading.
-    #[error("disk full while writing {} ({needed} bytes needed for {file} of {repo})", path.display())]
+    /// The disk is too full for the download: found before it starts, or when a write fails.
+    #[error(
+        "not enough disk space in {}: {file} of {repo} needs {needed} more bytes{}",
+        path.display(),
+        available.map_or(String::from(" (the disk is full)"), |a| format!(", {a} are free"))
+    )]
     DiskFull {
         /// `org/name`.
         repo: String,
-        /// The file being downloaded.
+        /// The file (or files) being downloaded.
         file: String,
         /// Where it was being written.
         path: PathBuf,
-        /// The file's size.
+        /// Bytes still to download.
         needed: u64,
+        /// Bytes free, when known before the download (none when a write failed).
+        available: Option<u64>,
     },
     /// The Hub (or a mirror) answered with an HTTP error not covered above.
     #[error("{repo}: {file}: HTTP {status} from {url}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]

@@ -259,6 +259,9 @@ impl Hub {
             total: plan.iter().filter_map(|(_, meta)| meta.size).sum(),
             ..Tally::default()
         };
+        let needed = plan.iter().map(|(_, meta)| cache.still_needed(meta)).sum();
+        let what = format!("{} files", plan.len());
+        download::check_space(&cache.blobs(), needed, repo, &what)?;
         for (file, meta) in &plan {
             self.fetch(&cache, &pinned, file, meta, &mut tally)?;
         }
@@ -299,6 +302,7 @@ impl Hub {
             total: meta.size.unwrap_or_default(),
             ..Tally::default()
         };
+        download::check_space(&cache.blobs(), cache.still_needed(&meta), repo, file)?;
         self.fetch(&cache, &pinned, file, &meta, &mut tally)
     }
 
