@@ -258,7 +258,7 @@ fn hub_with_progress_bar() -> Hub {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{msg:32!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            "{msg:24!} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
         )
         .expect("a valid template")
         .progress_chars("=> "),
@@ -268,7 +268,7 @@ fn hub_with_progress_bar() -> Hub {
         bar.set_position(p.bytes);
         bar.set_message(p.file.to_owned());
         if p.bytes == p.total_bytes {
-            bar.finish();
+            bar.finish_and_clear();
         }
     })
 }

@@ -60,7 +60,7 @@ fn model_dir(model: &str, offline: bool) -> Result<PathBuf, EvalError> {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{msg:32!} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            "{msg:24!} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
         )
         .map_err(|e| EvalError::InvalidArgument(e.to_string()))?
         .progress_chars("=> "),
@@ -70,7 +70,7 @@ fn model_dir(model: &str, offline: bool) -> Result<PathBuf, EvalError> {
         bar.set_position(p.bytes);
         bar.set_message(p.file.to_owned());
         if p.bytes == p.total_bytes {
-            bar.finish();
+            bar.finish_and_clear();
         }
     });
     if offline {
