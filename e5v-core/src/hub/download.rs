@@ -103,18 +103,27 @@ impl Context<'_> {
         let mut pause = FIRST_PAUSE;
         while self.meta.size != Some(pos) {
             let before = pos;
-            match self.receive(&mut out, &mut pos, &mut check, on_bytes) {
+            let error = match self.receive(&mut out, &mut pos, &mut check, on_bytes) {
                 Ok(true) => break,
-                Ok(false) => {}
+                Ok(false) => self.network(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection closed before the end of the file",
+                )),
                 Err(Retry::No(e)) => return Err(e),
-                Err(Retry::Yes(e)) => {
-                    failures = if pos > before { 1 } else { failures + 1 };
-                    if failures >= ATTEMPTS_WITHOUT_PROGRESS {
-                        return Err(e);
-                    }
-                    thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(8));
+                Err(Retry::Yes(e)) => e,
+            };
+            // Resume at once after an attempt that brought bytes; give up after five in a
+            // row that brought none, pausing longer each time.
+            if pos > before {
+                failures = 0;
+                pause = FIRST_PAUSE;
+            } else {
+                failures += 1;
+                if failures >= ATTEMPTS_WITHOUT_PROGRESS {
+                    return Err(error);
                 }
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(8));
             }
         }
         out.sync_all()

@@ -290,6 +290,40 @@ fn downloads_resume_after_a_cut_connection_and_across_runs() {
         .collect();
     assert_eq!(ranges, ["bytes=100000-"]);
 
+    // Cut every time after 300 kB: each attempt brings bytes, so the download goes on.
+    let cache = tempfile::tempdir().expect("cache");
+    server.clear_requests();
+    server.set_faults(Faults {
+        cut_after: Some(300_000),
+        cut_times: 100,
+        ..Faults::default()
+    });
+    let path = hub(&server, cache.path())
+        .download_file(&repo, WEIGHTS)
+        .expect("resumed download");
+    assert_eq!(fs::read(path).expect("read"), weights);
+    let ranges: Vec<_> = server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, ["bytes=300000-", "bytes=600000-", "bytes=900000-"]);
+
+    // A server that never sends a byte: five attempts, then a typed error (not a loop).
+    let cache = tempfile::tempdir().expect("cache");
+    server.set_faults(Faults {
+        cut_after: Some(0),
+        cut_times: 100,
+        ..Faults::default()
+    });
+    let err = hub(&server, cache.path())
+        .download_file(&repo, WEIGHTS)
+        .expect_err("no bytes");
+    assert!(
+        matches!(&err, HubError::Network { file, .. } if file == WEIGHTS),
+        "{err}"
+    );
+
     // A run that died halfway left `<sha256>.incomplete`: the next one asks for the rest only.
     let cache = tempfile::tempdir().expect("cache");
     let blobs = repo_dir(cache.path(), "org/tiny").join("blobs");
