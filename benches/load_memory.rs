@@ -12,7 +12,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use burn::{module::Module, tensor::DType, tensor::backend::Backend};
-use e5v_core::{Flex, NdArray};
+use e5v_core::{BackendName, Flex, NdArray, Precision};
 use e5v_model::LlavaNext;
 
 fn main() -> ExitCode {
@@ -26,22 +26,26 @@ fn main() -> ExitCode {
         eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    let dtype = match dtype.as_str() {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        other => {
-            eprintln!("unknown dtype {other:?}; {usage}");
+    let dtype = match dtype.parse::<Precision>() {
+        Ok(precision) => precision.dtype(),
+        Err(e) => {
+            eprintln!("{e}; {usage}");
             return ExitCode::from(2);
         }
     };
-    let backend = args.get(2).map_or("ndarray", String::as_str);
+    let backend = match args.get(2).map_or(Ok(BackendName::NdArray), |b| b.parse()) {
+        Ok(backend) => backend,
+        Err(e) => {
+            eprintln!("{e}; {usage}");
+            return ExitCode::from(2);
+        }
+    };
     let before = status("VmRSS:");
     let result = match backend {
-        "ndarray" => run::<NdArray>(dir.into(), dtype),
-        "flex" => run::<Flex>(dir.into(), dtype),
+        BackendName::NdArray => run::<NdArray>(dir.into(), dtype),
+        BackendName::Flex => run::<Flex>(dir.into(), dtype),
         other => {
-            eprintln!("unknown backend {other:?}; {usage}");
+            eprintln!("{other}: this driver loads on the CPU backends only; {usage}");
             return ExitCode::from(2);
         }
     };

@@ -17,7 +17,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 use burn::tensor::backend::Backend;
 use clap::Parser;
 use common::TEXTS;
-use e5v_core::{Embedder, EmbedderOptions, Flex, Input, NdArray, Precision};
+use e5v_core::{BackendName, Embedder, EmbedderOptions, Flex, Input, NdArray, Precision};
 
 mod common;
 
@@ -27,11 +27,11 @@ struct Args {
     #[arg(long)]
     model: PathBuf,
     /// `flex`, `ndarray`, or (built with the package feature) `wgpu` / `cuda`.
-    #[arg(long, default_value = "flex")]
-    backend: String,
+    #[arg(long, default_value_t = BackendName::Flex)]
+    backend: BackendName,
     /// `f32`, `f16` or `bf16`.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[arg(long, default_value_t = Precision::F32)]
+    dtype: Precision,
     /// Comma list of `texts:N` / `images:N`: one `embed` call of N inputs each.
     #[arg(long, default_value = "texts:1,texts:8,images:1")]
     cases: String,
@@ -48,24 +48,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let precision = match args.dtype.as_str() {
-        "f32" => Precision::F32,
-        "f16" => Precision::F16,
-        "bf16" => Precision::Bf16,
-        other => return fail(&format!("unknown dtype {other:?} (f32, f16, bf16)")),
-    };
-    let result = match args.backend.as_str() {
-        "flex" => run::<Flex>(&args, precision),
-        "ndarray" => run::<NdArray>(&args, precision),
+    let precision = args.dtype;
+    let result = match args.backend {
+        BackendName::Flex => run::<Flex>(&args, precision),
+        BackendName::NdArray => run::<NdArray>(&args, precision),
         #[cfg(feature = "wgpu")]
-        "wgpu" => run::<e5v_core::Wgpu>(&args, precision),
+        BackendName::Wgpu => run::<e5v_core::Wgpu>(&args, precision),
         #[cfg(feature = "cuda")]
-        "cuda" => run::<e5v_core::Cuda>(&args, precision),
-        other => {
-            return fail(&format!(
-                "unknown backend {other:?} (flex, ndarray; wgpu and cuda with their features)"
-            ));
-        }
+        BackendName::Cuda => run::<e5v_core::Cuda>(&args, precision),
+        other => return fail(&other.not_compiled().to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,8 +103,8 @@ fn run<B: Backend>(args: &Args, precision: Precision) -> Result<(), String> {
         sorted.sort_by(f64::total_cmp);
         let row = serde_json::json!({
             "side": "e5v",
-            "backend": args.backend,
-            "dtype": args.dtype,
+            "backend": args.backend.name(),
+            "dtype": args.dtype.name(),
             "kind": kind,
             "batch": n,
             "median_s": sorted.get(sorted.len() / 2),

@@ -22,8 +22,10 @@ use std::{
 };
 
 use burn::tensor::backend::Backend;
-use clap::{Parser, ValueEnum};
-use e5v::{AnyresBehaviour, Embedder, EmbedderOptions, Error, Input, Precision, hub::Hub};
+use clap::Parser;
+use e5v::{
+    AnyresBehaviour, BackendName, Embedder, EmbedderOptions, Error, Input, Precision, hub::Hub,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
@@ -44,12 +46,12 @@ struct Args {
     /// JSONL file of embeddings, written only if every input succeeds.
     #[arg(long)]
     output: PathBuf,
-    /// Compute backend.
-    #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
-    backend: BackendArg,
-    /// Weights and activations dtype.
-    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
-    dtype: DtypeArg,
+    /// Compute backend: flex, ndarray, wgpu or cuda (those compiled in).
+    #[arg(long, default_value_t = BackendName::Flex)]
+    backend: BackendName,
+    /// Weights and activations dtype: f32, f16 or bf16.
+    #[arg(long, default_value_t = Precision::F32)]
+    dtype: Precision,
     /// Inputs per forward pass.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -59,37 +61,12 @@ struct Args {
     /// Image crops per forward pass (default: the backend's budget).
     #[arg(long)]
     max_batch_crops: Option<usize>,
-    /// Image behaviour: current transformers, or 4.41.2 (the paper's numbers).
-    #[arg(long, value_enum, default_value_t = AnyresArg::Transformers)]
-    anyres: AnyresArg,
+    /// Image behaviour: transformers (current) or transformers-4.41 (the paper's numbers).
+    #[arg(long, default_value_t = AnyresBehaviour::Transformers)]
+    anyres: AnyresBehaviour,
     /// Keep the raw (unnormalised) vectors.
     #[arg(long)]
     no_normalize: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum BackendArg {
-    Flex,
-    #[cfg(feature = "ndarray")]
-    Ndarray,
-    #[cfg(feature = "wgpu")]
-    Wgpu,
-    #[cfg(feature = "cuda")]
-    Cuda,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum DtypeArg {
-    F32,
-    F16,
-    Bf16,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum AnyresArg {
-    Transformers,
-    #[value(name = "transformers-4.41")]
-    Transformers441,
 }
 
 fn main() -> ExitCode {
@@ -111,25 +88,19 @@ fn run(args: &Args) -> Result<usize, String> {
     let mut options = EmbedderOptions::new()
         .with_batch_size(args.batch_size)
         .with_normalize(!args.no_normalize)
-        .with_precision(match args.dtype {
-            DtypeArg::F32 => Precision::F32,
-            DtypeArg::F16 => Precision::F16,
-            DtypeArg::Bf16 => Precision::Bf16,
-        })
-        .with_anyres(match args.anyres {
-            AnyresArg::Transformers => AnyresBehaviour::Transformers,
-            AnyresArg::Transformers441 => AnyresBehaviour::Transformers441,
-        });
+        .with_precision(args.dtype)
+        .with_anyres(args.anyres);
     options.max_batch_tokens = args.max_batch_tokens;
     options.max_batch_crops = args.max_batch_crops;
     match args.backend {
-        BackendArg::Flex => embed::<e5v::Flex>(args, options, &inputs, &lines),
+        BackendName::Flex => embed::<e5v::Flex>(args, options, &inputs, &lines),
         #[cfg(feature = "ndarray")]
-        BackendArg::Ndarray => embed::<e5v::NdArray>(args, options, &inputs, &lines),
+        BackendName::NdArray => embed::<e5v::NdArray>(args, options, &inputs, &lines),
         #[cfg(feature = "wgpu")]
-        BackendArg::Wgpu => embed::<e5v::Wgpu>(args, options, &inputs, &lines),
+        BackendName::Wgpu => embed::<e5v::Wgpu>(args, options, &inputs, &lines),
         #[cfg(feature = "cuda")]
-        BackendArg::Cuda => embed::<e5v::Cuda>(args, options, &inputs, &lines),
+        BackendName::Cuda => embed::<e5v::Cuda>(args, options, &inputs, &lines),
+        other => Err(other.not_compiled().to_string()),
     }
 }
 

@@ -36,3 +36,96 @@ pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8
 /// An [`Embedder`](crate::Embedder) on the CUDA backend.
 #[cfg(feature = "cuda")]
 pub type CudaEmbedder = crate::Embedder<Cuda>;
+
+/// The name of a backend, for command lines and reports: `flex`, `ndarray`, `wgpu`, `cuda`.
+/// Every name parses; [`BackendName::is_compiled`] tells whether this build has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendName {
+    /// `Flex`: the CPU, with e5v's fused kernels.
+    Flex,
+    /// `NdArray`: the CPU, burn's generic operations.
+    NdArray,
+    /// `Wgpu`: a GPU through Vulkan, Metal, DX12 or WebGPU.
+    Wgpu,
+    /// `Cuda`: an NVIDIA GPU.
+    Cuda,
+}
+
+impl BackendName {
+    /// Every backend, in order of preference on a machine without a GPU.
+    pub const ALL: [Self; 4] = [Self::Flex, Self::NdArray, Self::Wgpu, Self::Cuda];
+    const NAMES: &[&str] = &["flex", "ndarray", "wgpu", "cuda"];
+
+    /// The name, which is also the cargo feature that compiles the backend in.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::NdArray => "ndarray",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+
+    /// Whether this build has the backend (its cargo feature is on).
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Self::Flex => cfg!(feature = "flex"),
+            Self::NdArray => cfg!(feature = "ndarray"),
+            Self::Wgpu => cfg!(feature = "wgpu"),
+            Self::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// The first compiled backend of [`BackendName::ALL`], if any.
+    pub fn default_compiled() -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.is_compiled())
+    }
+
+    /// The error for a backend this build does not have.
+    pub fn not_compiled(self) -> crate::Error {
+        crate::Error::InvalidArgument(format!(
+            "the {self} backend is not compiled in (build with `--features {self}`)"
+        ))
+    }
+}
+
+impl std::fmt::Display for BackendName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendName {
+    type Err = e5v_model::UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        e5v_model::UnknownName::parse("backend", s, &Self::ALL, Self::name, Self::NAMES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Precision;
+
+    #[test]
+    fn names_round_trip_and_unknown_ones_list_the_valid_ones() {
+        for backend in BackendName::ALL {
+            assert_eq!(backend.to_string().parse(), Ok(backend));
+        }
+        for precision in Precision::ALL {
+            assert_eq!(precision.to_string().parse(), Ok(precision));
+        }
+        let err = "tpu".parse::<BackendName>().expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown backend \"tpu\" (expected flex, ndarray, wgpu, cuda)"
+        );
+        assert!("F16".parse::<Precision>().is_err(), "names are exact");
+        assert_eq!(
+            BackendName::default_compiled().map(|b| b.is_compiled()),
+            Some(true)
+        );
+    }
+}

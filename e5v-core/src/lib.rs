@@ -50,7 +50,7 @@ mod tokenize;
 
 #[allow(unused_imports)]
 pub use backend::*;
-pub use e5v_model::AnyresBehaviour;
+pub use e5v_model::{AnyresBehaviour, UnknownName};
 pub use e5v_prompt::{ChatTemplate, FashionCategory, Preset, PromptError, Template};
 pub use embedder::Embedder;
 pub use embeddings::{Embeddings, InputInfo};

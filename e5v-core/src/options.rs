@@ -19,12 +19,40 @@ pub enum Precision {
 }
 
 impl Precision {
-    pub(crate) fn dtype(self) -> burn::tensor::DType {
+    /// Every precision, the default first.
+    pub const ALL: [Self; 3] = [Self::F32, Self::F16, Self::Bf16];
+    const NAMES: &[&str] = &["f32", "f16", "bf16"];
+
+    /// burn's dtype for it.
+    pub fn dtype(self) -> burn::tensor::DType {
         match self {
             Self::F32 => burn::tensor::DType::F32,
             Self::F16 => burn::tensor::DType::F16,
             Self::Bf16 => burn::tensor::DType::BF16,
         }
+    }
+
+    /// `f32`, `f16` or `bf16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = e5v_model::UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        e5v_model::UnknownName::parse("precision", s, &Self::ALL, Self::name, Self::NAMES)
     }
 }
 

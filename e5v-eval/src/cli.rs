@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use e5v_core::{AnyresBehaviour, Precision};
+use e5v_core::{AnyresBehaviour, BackendName, Precision};
 use e5v_eval::datasets::{CirrSplit, bundled_mini_dir};
 use e5v_eval::metrics::ScoreOptions;
 use e5v_eval::runner::{EvalTask, ModelOptions, RunConfig};
@@ -99,21 +99,21 @@ pub struct Common {
     /// Use the Hugging Face cache only, never the network (as `HF_HUB_OFFLINE=1`).
     #[arg(long)]
     pub offline: bool,
-    /// Compute backend (those compiled in).
-    #[arg(long, value_enum, default_value_t = BackendArg::default())]
-    pub backend: BackendArg,
-    /// Weights and activations dtype (the paper ran f16; ndarray only has f32).
-    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
-    pub dtype: DtypeArg,
+    /// Compute backend: flex, ndarray, wgpu or cuda (those compiled in; default: the first).
+    #[arg(long, default_value_t = default_backend())]
+    pub backend: BackendName,
+    /// Weights and activations dtype: f32, f16 or bf16 (the paper ran f16; ndarray has f32 only).
+    #[arg(long, default_value_t = Precision::F32)]
+    pub dtype: Precision,
     /// Inputs per forward pass (and per cache write).
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
     /// Padded tokens per forward pass (default: the backend's budget).
     #[arg(long)]
     pub max_batch_tokens: Option<usize>,
-    /// Image behaviour: transformers 4.41.2 (the paper's numbers) or current transformers.
-    #[arg(long, value_enum, default_value_t = AnyresArg::Transformers441)]
-    pub anyres: AnyresArg,
+    /// Image behaviour: transformers-4.41 (the paper's numbers) or transformers (current).
+    #[arg(long, default_value_t = AnyresBehaviour::Transformers441)]
+    pub anyres: AnyresBehaviour,
     /// Embedding cache folder.
     #[arg(long, default_value = ".e5v-eval-cache")]
     pub cache: PathBuf,
@@ -134,57 +134,9 @@ pub struct Common {
     pub quiet: bool,
 }
 
-/// `--backend`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendArg {
-    /// ndarray (CPU, f32).
-    #[cfg(feature = "ndarray")]
-    Ndarray,
-    /// flex (CPU, f32/f16/bf16).
-    #[cfg(feature = "flex")]
-    Flex,
-    /// wgpu (GPU).
-    #[cfg(feature = "wgpu")]
-    Wgpu,
-    /// CUDA (GPU).
-    #[cfg(feature = "cuda")]
-    Cuda,
-}
-
-impl Default for BackendArg {
-    /// The first compiled of flex (the fastest on the CPU), ndarray, wgpu, cuda.
-    #[allow(unreachable_code)]
-    fn default() -> Self {
-        #[cfg(feature = "flex")]
-        return BackendArg::Flex;
-        #[cfg(feature = "ndarray")]
-        return BackendArg::Ndarray;
-        #[cfg(feature = "wgpu")]
-        return BackendArg::Wgpu;
-        #[cfg(feature = "cuda")]
-        return BackendArg::Cuda;
-    }
-}
-
-/// `--dtype`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DtypeArg {
-    /// 32-bit floats.
-    F32,
-    /// 16-bit floats.
-    F16,
-    /// bfloat16.
-    Bf16,
-}
-
-/// `--anyres`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AnyresArg {
-    /// transformers >= 4.44.
-    Transformers,
-    /// transformers 4.41.2, as the paper.
-    #[value(name = "transformers-4.41")]
-    Transformers441,
+/// The first backend this binary has (one is always compiled in: see main.rs).
+fn default_backend() -> BackendName {
+    BackendName::default_compiled().unwrap_or(BackendName::Flex)
 }
 
 /// `--split` of `cirr`.
@@ -254,15 +206,8 @@ impl Cli {
         }
         let mut model = ModelOptions::new()
             .with_batch_size(common.batch_size)
-            .with_precision(match common.dtype {
-                DtypeArg::F32 => Precision::F32,
-                DtypeArg::F16 => Precision::F16,
-                DtypeArg::Bf16 => Precision::Bf16,
-            })
-            .with_anyres(match common.anyres {
-                AnyresArg::Transformers => AnyresBehaviour::Transformers,
-                AnyresArg::Transformers441 => AnyresBehaviour::Transformers441,
-            });
+            .with_precision(common.dtype)
+            .with_anyres(common.anyres);
         if let Some(tokens) = common.max_batch_tokens {
             model = model.with_max_batch_tokens(tokens);
         }

@@ -28,19 +28,21 @@ use clap::Parser;
 use e5v_eval::EvalError;
 use e5v_eval::runner::{EvalModel, run_task};
 
-use cli::{BackendArg, Cli, Plan};
+use cli::{Cli, Plan};
+use e5v_core::BackendName;
 
 fn main() -> ExitCode {
     let plan = Cli::parse().plan();
     let result = match plan.common.backend {
         #[cfg(feature = "ndarray")]
-        BackendArg::Ndarray => run::<e5v_core::NdArray>(&plan),
+        BackendName::NdArray => run::<e5v_core::NdArray>(&plan),
         #[cfg(feature = "flex")]
-        BackendArg::Flex => run::<e5v_core::Flex>(&plan),
+        BackendName::Flex => run::<e5v_core::Flex>(&plan),
         #[cfg(feature = "wgpu")]
-        BackendArg::Wgpu => run::<e5v_core::Wgpu>(&plan),
+        BackendName::Wgpu => run::<e5v_core::Wgpu>(&plan),
         #[cfg(feature = "cuda")]
-        BackendArg::Cuda => run::<e5v_core::Cuda>(&plan),
+        BackendName::Cuda => run::<e5v_core::Cuda>(&plan),
+        other => Err(EvalError::InvalidArgument(other.not_compiled().to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,34 @@ pub enum AnyresBehaviour {
     Transformers441,
 }
 
+impl AnyresBehaviour {
+    /// Every behaviour, the default first.
+    pub const ALL: [Self; 2] = [Self::Transformers, Self::Transformers441];
+    const NAMES: &[&str] = &["transformers", "transformers-4.41"];
+
+    /// `transformers` or `transformers-4.41`: the name command lines and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Transformers => "transformers",
+            Self::Transformers441 => "transformers-4.41",
+        }
+    }
+}
+
+impl std::fmt::Display for AnyresBehaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AnyresBehaviour {
+    type Err = crate::UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::UnknownName::parse("image behaviour", s, &Self::ALL, Self::name, Self::NAMES)
+    }
+}
+
 /// The best pinpoint `(height, width)` for an image of size `image = (height, width)`.
 ///
 /// For each pinpoint `(H, W)`: `s = min(W / w, H / h)`, `eff = min(floor(w s) floor(h s), w h)`,
@@ -178,6 +206,20 @@ pub fn image_token_count(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn behaviours_parse_from_their_names() {
+        for behaviour in AnyresBehaviour::ALL {
+            assert_eq!(behaviour.to_string().parse(), Ok(behaviour));
+        }
+        let err = "transformers-4.44"
+            .parse::<AnyresBehaviour>()
+            .expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown image behaviour \"transformers-4.44\" (expected transformers, transformers-4.41)"
+        );
+    }
 
     const PINPOINTS: [(u32, u32); 5] =
         [(336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)];

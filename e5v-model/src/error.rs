@@ -2,6 +2,40 @@
 
 use std::path::PathBuf;
 
+/// A name that is none of a type's names (the `FromStr` of [`AnyresBehaviour`](crate::AnyresBehaviour)
+/// and of the option enums built on it), listing the names that are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {given:?} (expected {})", expected.join(", "))]
+pub struct UnknownName {
+    /// What was being named, e.g. `image behaviour`.
+    pub what: &'static str,
+    /// What was given.
+    pub given: String,
+    /// The valid names.
+    pub expected: &'static [&'static str],
+}
+
+impl UnknownName {
+    /// The variant of `variants` whose name is `given` (names as `name` gives them).
+    pub fn parse<T: Copy>(
+        what: &'static str,
+        given: &str,
+        variants: &[T],
+        name: impl Fn(T) -> &'static str,
+        expected: &'static [&'static str],
+    ) -> Result<T, Self> {
+        variants
+            .iter()
+            .copied()
+            .find(|&v| name(v) == given)
+            .ok_or_else(|| Self {
+                what,
+                given: given.to_owned(),
+                expected,
+            })
+    }
+}
+
 /// Everything that can go wrong while reading a config, loading weights or running the model.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

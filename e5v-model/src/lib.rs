@@ -34,7 +34,7 @@ pub use config::{
     VisionConfig,
 };
 pub use decoder::Decoder;
-pub use error::{ModelError, Result};
+pub use error::{ModelError, Result, UnknownName};
 pub use llava::LlavaNext;
 pub use nn::{Activation, AttentionBudget};
 pub use packing::{ImageLayout, pack_image};

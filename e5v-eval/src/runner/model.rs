@@ -109,23 +109,6 @@ fn backend_name<B: Backend>() -> String {
     out + &word
 }
 
-/// `transformers` or `transformers-4.41` (the CLI's names).
-pub(crate) fn anyres_name(anyres: AnyresBehaviour) -> &'static str {
-    match anyres {
-        AnyresBehaviour::Transformers441 => "transformers-4.41",
-        _ => "transformers",
-    }
-}
-
-/// `f32`, `f16` or `bf16`.
-pub(crate) fn precision_name(precision: Precision) -> &'static str {
-    match precision {
-        Precision::F16 => "f16",
-        Precision::Bf16 => "bf16",
-        _ => "f32",
-    }
-}
-
 impl<B: Backend> EvalModel<B> {
     /// Loads the HF model directory `dir` onto `device`.
     pub fn load(dir: impl AsRef<Path>, options: ModelOptions, device: &B::Device) -> Result<Self> {
@@ -177,8 +160,8 @@ impl<B: Backend> EvalModel<B> {
             "{} ({}, {}, anyres {})",
             self.dir.display(),
             backend_name::<B>(),
-            precision_name(self.options.precision),
-            anyres_name(self.options.anyres)
+            self.options.precision.name(),
+            self.options.anyres.name()
         )
     }
 
@@ -189,8 +172,8 @@ impl<B: Backend> EvalModel<B> {
         hasher.update(self.fingerprint);
         for part in [
             std::any::type_name::<B>(),
-            precision_name(self.options.precision),
-            anyres_name(self.options.anyres),
+            self.options.precision.name(),
+            self.options.anyres.name(),
         ] {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
@@ -204,8 +187,8 @@ impl<B: Backend> EvalModel<B> {
         serde_json::json!({
             "model_dir": self.dir.display().to_string(),
             "backend": std::any::type_name::<B>(),
-            "precision": precision_name(self.options.precision),
-            "anyres": anyres_name(self.options.anyres),
+            "precision": self.options.precision.name(),
+            "anyres": self.options.anyres.name(),
             "dim": self.dim(),
             "vectors": "raw (not normalised) f32",
             "written_by": concat!("e5v-eval ", env!("CARGO_PKG_VERSION")),
