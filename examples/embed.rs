@@ -23,9 +23,7 @@ use std::{
 
 use burn::tensor::backend::Backend;
 use clap::Parser;
-use e5v::{
-    AnyresBehaviour, BackendName, Embedder, EmbedderOptions, Error, Input, Precision, hub::Hub,
-};
+use e5v::{AnyresBehaviour, BackendName, Embedder, EmbedderOptions, Input, Precision, hub::Hub};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
@@ -130,7 +128,7 @@ fn embed<B: Backend>(
     let chunk = args.batch_size.max(1) * 4;
     let mut out = Vec::with_capacity(inputs.len());
     for (c, inputs) in inputs.chunks(chunk).enumerate() {
-        let embeddings = embedder.embed(inputs).map_err(|e| match input_index(&e) {
+        let embeddings = embedder.embed(inputs).map_err(|e| match e.input_index() {
             Some(i) => format!(
                 "line {}: {}",
                 lines[c * chunk + i],
@@ -212,18 +210,6 @@ fn write_jsonl(path: &Path, rows: &[Value]) -> Result<(), String> {
     })
 }
 
-/// The position (within the call) of the input an error is about, if any.
-fn input_index(error: &Error) -> Option<usize> {
-    match error {
-        Error::Prompt { index, .. }
-        | Error::Image { index, .. }
-        | Error::ReadInput { index, .. }
-        | Error::TooLong { index, .. } => Some(*index),
-        _ => None,
-    }
-}
-
-/// An error and its causes, on one line.
 /// The Hub client of the environment, drawing the model download's progress on stderr.
 fn hub_with_progress_bar() -> Hub {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -244,6 +230,7 @@ fn hub_with_progress_bar() -> Hub {
     })
 }
 
+/// An error and its causes, on one line.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();

@@ -116,5 +116,20 @@ impl From<crate::hub::HubError> for Error {
     }
 }
 
+impl Error {
+    /// The position of the input (in the call to `embed`) this error is about, if it is about
+    /// one input: a binary maps it back to a line number, a server to a request item.
+    pub fn input_index(&self) -> Option<usize> {
+        match self {
+            Self::Prompt { index, .. }
+            | Self::Image { index, .. }
+            | Self::ReadInput { index, .. }
+            | Self::TooLong { index, .. } => Some(*index),
+            Self::DeviceLimit { index, .. } => *index,
+            _ => None,
+        }
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

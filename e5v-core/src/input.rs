@@ -24,9 +24,23 @@ impl From<&std::path::Path> for ImageSource {
     }
 }
 
+impl From<&str> for ImageSource {
+    /// A file path: `Input::image("cat.jpg")`.
+    fn from(path: &str) -> Self {
+        Self::Path(PathBuf::from(path))
+    }
+}
+
 impl From<Vec<u8>> for ImageSource {
     fn from(bytes: Vec<u8>) -> Self {
         Self::Bytes(bytes)
+    }
+}
+
+impl From<&[u8]> for ImageSource {
+    /// Encoded bytes, copied.
+    fn from(bytes: &[u8]) -> Self {
+        Self::Bytes(bytes.to_vec())
     }
 }
 
@@ -97,5 +111,27 @@ impl Input {
             Self::Image(image) | Self::Composed { image, .. } => Some(image),
             Self::Custom { image, .. } => image.as_ref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_come_from_paths_and_bytes() {
+        assert_eq!(
+            Input::image("cat.jpg"),
+            Input::Image(ImageSource::Path("cat.jpg".into()))
+        );
+        let png: &[u8] = b"\x89PNG";
+        assert_eq!(
+            Input::image(png),
+            Input::Image(ImageSource::Bytes(png.to_vec()))
+        );
+        assert_eq!(
+            Input::composed(std::path::Path::new("a.png"), "red"),
+            Input::composed(PathBuf::from("a.png"), String::from("red"))
+        );
     }
 }

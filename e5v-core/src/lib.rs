@@ -51,7 +51,10 @@ mod tokenize;
 #[allow(unused_imports)]
 pub use backend::*;
 pub use e5v_model::{AnyresBehaviour, UnknownName};
-pub use e5v_prompt::{ChatTemplate, FashionCategory, Preset, PromptError, Template};
+// Template's methods return Modality, Prompt and Segment: users name them through this crate.
+pub use e5v_prompt::{
+    ChatTemplate, FashionCategory, Modality, Preset, Prompt, PromptError, Segment, Template,
+};
 pub use embedder::Embedder;
 pub use embeddings::{Embeddings, InputInfo};
 pub use error::{Error, Result};
