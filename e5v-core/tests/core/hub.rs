@@ -265,10 +265,29 @@ fn sharded_weights_are_fetched_from_the_index_and_load() {
     assert_eq!(text_vector(&dir), reference_vector());
 }
 
+/// The `Range` headers the server received, in order.
+fn ranges_asked(server: &HubServer) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("range").map(str::to_owned))
+        .collect()
+}
+
+/// A new cache holding the first `len` bytes of `weights` as an interrupted download of
+/// org/tiny, and the path of that partial file.
+fn cache_with_partial(weights: &[u8], len: usize) -> (tempfile::TempDir, PathBuf) {
+    let cache = tempfile::tempdir().expect("cache");
+    let blobs = repo_dir(cache.path(), "org/tiny").join("blobs");
+    fs::create_dir_all(&blobs).expect("blobs");
+    let partial = blobs.join(format!("{}.incomplete", sha256_hex(weights)));
+    fs::write(&partial, &weights[..len]).expect("partial");
+    (cache, partial)
+}
+
 #[test]
 fn downloads_resume_after_a_cut_connection_and_across_runs() {
     let weights = fs::read(root().join("tiny-e5v").join(WEIGHTS)).expect("weights");
-    let sha = sha256_hex(&weights);
     let server = HubServer::start(vec![repo("org/tiny", tiny_files(), Access::Public)]);
     let repo: RepoId = "org/tiny".parse().expect("repo id");
 
@@ -283,11 +302,7 @@ fn downloads_resume_after_a_cut_connection_and_across_runs() {
         .download_file(&repo, WEIGHTS)
         .expect("resumed download");
     assert_eq!(fs::read(path).expect("read"), weights);
-    let ranges: Vec<_> = server
-        .requests()
-        .iter()
-        .filter_map(|r| r.header("range").map(str::to_owned))
-        .collect();
+    let ranges = ranges_asked(&server);
     assert_eq!(ranges, ["bytes=100000-"]);
 
     // Cut every time after 300 kB: each attempt brings bytes, so the download goes on.
@@ -302,11 +317,7 @@ fn downloads_resume_after_a_cut_connection_and_across_runs() {
         .download_file(&repo, WEIGHTS)
         .expect("resumed download");
     assert_eq!(fs::read(path).expect("read"), weights);
-    let ranges: Vec<_> = server
-        .requests()
-        .iter()
-        .filter_map(|r| r.header("range").map(str::to_owned))
-        .collect();
+    let ranges = ranges_asked(&server);
     assert_eq!(ranges, ["bytes=300000-", "bytes=600000-", "bytes=900000-"]);
 
     // A server that never sends a byte: five attempts, then a typed error (not a loop).
@@ -325,10 +336,7 @@ fn downloads_resume_after_a_cut_connection_and_across_runs() {
     );
 
     // A run that died halfway left `<sha256>.incomplete`: the next one asks for the rest only.
-    let cache = tempfile::tempdir().expect("cache");
-    let blobs = repo_dir(cache.path(), "org/tiny").join("blobs");
-    fs::create_dir_all(&blobs).expect("blobs");
-    fs::write(blobs.join(format!("{sha}.incomplete")), &weights[..500_000]).expect("partial");
+    let (cache, partial) = cache_with_partial(&weights, 500_000);
     server.set_faults(Faults::default());
     server.clear_requests();
     let path = hub(&server, cache.path())
@@ -342,13 +350,10 @@ fn downloads_resume_after_a_cut_connection_and_across_runs() {
         .collect();
     assert_eq!(gets.len(), 1);
     assert_eq!(gets[0].header("range"), Some("bytes=500000-"));
-    assert!(!blobs.join(format!("{sha}.incomplete")).exists());
+    assert!(!partial.exists());
 
     // A server that ignores Range: the partial file is replaced, not appended to.
-    let cache = tempfile::tempdir().expect("cache");
-    let blobs = repo_dir(cache.path(), "org/tiny").join("blobs");
-    fs::create_dir_all(&blobs).expect("blobs");
-    fs::write(blobs.join(format!("{sha}.incomplete")), &weights[..500_000]).expect("partial");
+    let (cache, _) = cache_with_partial(&weights, 500_000);
     server.set_faults(Faults {
         ignore_range: true,
         ..Faults::default()
