@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
-use e5v_model::{DecoderFamily, LlavaNext};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use e5v_model::{Batch, DecoderFamily, ImageCrops, LlavaNext, Sequence};
 use e5v_prompt::{ChatTemplate, Modality};
 
 use crate::{
@@ -238,6 +238,7 @@ impl<B: Backend> Embedder<B> {
             composed_template: &self.options.composed_template,
             truncation: self.options.truncation,
             max_positions: config.text.max_position_embeddings,
+            vocab_size: self.model.decoder().vocab_size(),
             pinpoints: &config.grid_pinpoints,
             crop_size: config.vision.image_size as u32,
             patches_per_side: config.vision.patches_per_side(),
@@ -245,9 +246,9 @@ impl<B: Backend> Embedder<B> {
         }
     }
 
-    /// Runs one batch: all crops through the vision tower at once, sequences right-padded
-    /// (with causal attention, real tokens never see the padding), last real token pooled.
-    /// Returns the raw vectors, row-major.
+    /// Runs one batch: checks it fits the device, decodes and preprocesses its images, and
+    /// runs the model's forward pass (which batches all crops through the vision tower, pads
+    /// the sequences and pools each last token). Returns the raw vectors, row-major.
     fn run(&self, batch: &[PreparedInput]) -> Result<Vec<f32>> {
         let config = self.model.config();
         let elem = self.options.precision.dtype().size();
@@ -263,69 +264,35 @@ impl<B: Backend> Embedder<B> {
                 limit,
             });
         }
-        let images = self.image_features(batch)?;
-        let mut images = images.into_iter();
-        let mut sequences = Vec::with_capacity(batch.len());
-        for item in batch {
-            let ids = &item.ids;
-            let split = ids
-                .iter()
-                .position(|&id| id == self.tokenizer.image_token_id());
-            let sequence = match (split, item.image.is_some()) {
-                (Some(at), true) => {
-                    let packed = images
-                        .next()
-                        .ok_or_else(|| internal("image features missing"))?;
-                    let mut parts = vec![];
-                    parts.extend(self.embed_ids(&ids[..at])?);
-                    parts.push(packed);
-                    parts.extend(self.embed_ids(&ids[at + 1..])?);
-                    Tensor::cat(parts, 0)
-                }
-                (None, false) => self
-                    .embed_ids(ids)?
-                    .ok_or_else(|| internal("empty prompt"))?,
-                _ => return Err(internal("image token and image disagree")),
-            };
-            sequences.push(sequence);
+        let crops: usize = batch.iter().map(|item| item.crops).sum();
+        if let Some((bytes, limit)) = self.limits.vision_overflow(config, crops, elem) {
+            return Err(Error::DeviceLimit {
+                index: batch
+                    .iter()
+                    .find(|item| item.image.is_some())
+                    .map(|item| item.index),
+                what: format!("{crops} image crops"),
+                bytes,
+                limit,
+            });
         }
-        let lengths: Vec<usize> = batch.iter().map(PreparedInput::seq_len).collect();
-        let hidden = self.dim();
-        let padded: Vec<Tensor<B, 2>> = sequences
-            .into_iter()
-            .zip(&lengths)
-            .map(|(seq, &len)| match longest - len {
-                0 => seq,
-                pad => Tensor::cat(
-                    vec![
-                        seq.clone(),
-                        Tensor::zeros([pad, hidden], (&self.device, seq.dtype())),
-                    ],
-                    0,
-                ),
+        let sequences = batch
+            .iter()
+            .map(|item| {
+                let image = match &item.image {
+                    Some((bytes, _)) => Some(self.image_crops(item.index, bytes)?),
+                    None => None,
+                };
+                Ok(Sequence {
+                    ids: item.ids.clone(),
+                    image,
+                })
             })
-            .collect();
-        let rows = batch.len();
-        let valid: Vec<bool> = lengths
-            .iter()
-            .flat_map(|&len| (0..longest).map(move |i| i < len))
-            .collect();
-        let valid =
-            Tensor::<B, 2, Bool>::from_bool(TensorData::new(valid, [rows, longest]), &self.device);
-        let positions = Tensor::<B, 1, Int>::arange(0..longest as i64, &self.device)
-            .reshape([1, longest])
-            .expand([rows, longest]);
-        let states = self
-            .model
-            .decoder()
-            .forward(Tensor::stack(padded, 0), valid, positions);
-        let last: Vec<i64> = lengths
-            .iter()
-            .enumerate()
-            .map(|(row, &len)| (row * longest + len - 1) as i64)
-            .collect();
-        let last = Tensor::<B, 1, Int>::from_data(TensorData::new(last, [rows]), &self.device);
-        let pooled = states.reshape([rows * longest, hidden]).select(0, last);
+            .collect::<Result<_>>()?;
+        let pooled = self.model.forward(Batch {
+            sequences,
+            behaviour: self.options.anyres,
+        })?;
         pooled
             .into_data()
             .convert::<f32>()
@@ -333,80 +300,20 @@ impl<B: Backend> Embedder<B> {
             .map_err(|e| Error::Device(format!("{e:?}")))
     }
 
-    /// Decodes and preprocesses the batch's images, runs all their crops through the vision
-    /// tower and projector together, and packs each image's features.
-    fn image_features(&self, batch: &[PreparedInput]) -> Result<Vec<Tensor<B, 2>>> {
-        let mut pixels = Vec::new();
-        let mut crops = Vec::new();
-        for item in batch {
-            let Some((bytes, _)) = &item.image else {
-                continue;
-            };
-            let index = item.index;
-            let decoded = image::decode(bytes, &self.options.decode_limits)
-                .map_err(|source| Error::Image { index, source })?;
-            let pre = image::preprocess(&decoded, &self.image_config, self.options.anyres)
-                .map_err(|source| Error::Image { index, source })?;
-            crops.push((pre.num_crops, pre.image_size));
-            pixels.extend(pre.pixel_values);
-        }
-        if crops.is_empty() {
-            return Ok(Vec::new());
-        }
-        let config = self.model.config();
-        let side = config.vision.image_size;
-        let total: usize = crops.iter().map(|c| c.0).sum();
-        let elem = self.options.precision.dtype().size();
-        if let Some((bytes, limit)) = self.limits.vision_overflow(config, total, elem) {
-            return Err(Error::DeviceLimit {
-                index: batch
-                    .iter()
-                    .find(|item| item.image.is_some())
-                    .map(|item| item.index),
-                what: format!("{total} image crops"),
-                bytes,
-                limit,
-            });
-        }
+    /// Decodes and preprocesses one input's image into the crops the vision tower takes.
+    fn image_crops(&self, index: usize, bytes: &[u8]) -> Result<ImageCrops<B>> {
+        let image_error = |source| Error::Image { index, source };
+        let decoded = image::decode(bytes, &self.options.decode_limits).map_err(image_error)?;
+        let pre = image::preprocess(&decoded, &self.image_config, self.options.anyres)
+            .map_err(image_error)?;
+        let side = self.model.config().vision.image_size;
         let pixels = Tensor::<B, 4>::from_data(
-            TensorData::new(pixels, [total, 3, side, side]),
+            TensorData::new(pre.pixel_values, [pre.num_crops, 3, side, side]),
             (&self.device, self.options.precision.dtype()),
         );
-        let features = self.model.image_features(pixels);
-        let mut start = 0;
-        crops
-            .into_iter()
-            .map(|(count, size)| {
-                let [_, patches, hidden] = features.dims();
-                let one = features
-                    .clone()
-                    .slice([start..start + count, 0..patches, 0..hidden]);
-                start += count;
-                Ok(self.model.pack_image(one, size, self.options.anyres)?)
-            })
-            .collect()
+        Ok(ImageCrops {
+            pixels,
+            size: pre.image_size,
+        })
     }
-
-    /// Token embeddings of `ids`, or `None` when there are none. Ids outside the table (an
-    /// added token such as `<pad>` in a custom prompt) are an error, never an out-of-bounds read.
-    fn embed_ids(&self, ids: &[u32]) -> Result<Option<Tensor<B, 2>>> {
-        let vocab = self.model.decoder().vocab_size();
-        if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::InvalidArgument(format!(
-                "token id {id} has no embedding (the table has {vocab} rows)"
-            )));
-        }
-        if ids.is_empty() {
-            return Ok(None);
-        }
-        let ids: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
-        let n = ids.len();
-        let ids = Tensor::from_data(TensorData::new(ids, [n]), &self.device);
-        Ok(Some(self.model.decoder().embed(ids)))
-    }
-}
-
-/// A broken invariant of this crate (a bug), reported instead of panicking.
-fn internal(what: &str) -> Error {
-    Error::Internal(what.to_owned())
 }

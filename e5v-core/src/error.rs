@@ -57,6 +57,19 @@ pub enum Error {
         /// The model's maximum number of positions.
         max: usize,
     },
+    /// A prompt holds a token the model has no embedding for (e.g. an added token such as
+    /// `<pad>` written into a custom prompt).
+    #[error(
+        "input {index}: token id {id} has no embedding (the model's table has {vocab_size} rows)"
+    )]
+    UnknownToken {
+        /// Position of the input in the call.
+        index: usize,
+        /// The token id.
+        id: u32,
+        /// Rows of the model's embedding table.
+        vocab_size: usize,
+    },
     /// An input's image file could not be read.
     #[error("input {index}: cannot read {path}")]
     ReadInput {
@@ -96,6 +109,7 @@ pub enum Error {
     },
     /// A model could not be found or downloaded from the Hugging Face Hub.
     #[cfg(feature = "hub")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
     #[error(transparent)]
     Hub(Box<crate::hub::HubError>),
     /// An argument is out of its valid range.
@@ -110,6 +124,7 @@ pub enum Error {
 }
 
 #[cfg(feature = "hub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
 impl From<crate::hub::HubError> for Error {
     fn from(error: crate::hub::HubError) -> Self {
         Self::Hub(Box::new(error))
@@ -124,7 +139,8 @@ impl Error {
             Self::Prompt { index, .. }
             | Self::Image { index, .. }
             | Self::ReadInput { index, .. }
-            | Self::TooLong { index, .. } => Some(*index),
+            | Self::TooLong { index, .. }
+            | Self::UnknownToken { index, .. } => Some(*index),
             Self::DeviceLimit { index, .. } => *index,
             _ => None,
         }

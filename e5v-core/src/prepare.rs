@@ -44,6 +44,8 @@ pub(crate) struct PrepareContext<'a> {
     pub composed_template: &'a Template,
     pub truncation: Truncation,
     pub max_positions: usize,
+    /// Rows of the embedding table: every id but the image token must index it.
+    pub vocab_size: usize,
     pub pinpoints: &'a [(u32, u32)],
     pub crop_size: u32,
     pub patches_per_side: usize,
@@ -125,6 +127,7 @@ impl PrepareContext<'_> {
                 _ => return Err(too_long),
             }
         }
+        self.check_vocabulary(index, &prepared.ids)?;
         Ok(prepared)
     }
 
@@ -145,6 +148,7 @@ impl PrepareContext<'_> {
                 max: self.max_positions,
             });
         }
+        self.check_vocabulary(index, &ids)?;
         Ok(PreparedInput {
             index,
             ids,
@@ -152,6 +156,23 @@ impl PrepareContext<'_> {
             image_tokens: None,
             crops: 0,
         })
+    }
+
+    /// Every id has a row in the embedding table (an added token such as `<pad>` in a custom
+    /// prompt may not), the image token aside.
+    fn check_vocabulary(&self, index: usize, ids: &[u32]) -> Result<()> {
+        let image_token = self.tokenizer.image_token_id();
+        match ids
+            .iter()
+            .find(|&&id| id != image_token && id as usize >= self.vocab_size)
+        {
+            Some(&id) => Err(Error::UnknownToken {
+                index,
+                id,
+                vocab_size: self.vocab_size,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The ids of the prompt with the longest prefix of `text` (cut at a token boundary)

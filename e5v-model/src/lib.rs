@@ -1,6 +1,9 @@
 //! LLaVA-NeXT (CLIP vision tower + projector + Llama/Mistral decoder) in [burn], generic over
 //! the backend, with loading of HF safetensors checkpoints, as used by E5-V.
 //!
+//! To embed texts and images, depend on [`e5v-core`](https://docs.rs/e5v-core) instead: its
+//! `Embedder` adds the prompts, the tokenizer and the image preprocessing to this crate.
+//!
 //! The decoder returns final-normed hidden states (E5-V pools them; no lm_head is computed).
 //! Image features are packed exactly as transformers does it, in either of two behaviours
 //! ([`AnyresBehaviour`]).
@@ -17,18 +20,22 @@
 //! ```
 
 pub mod anyres;
+mod batch;
 mod config;
 mod cpu;
 mod decoder;
 mod error;
 mod llava;
+mod merge;
 mod nn;
 mod packing;
+mod pooling;
 mod projector;
 mod vision;
 mod weights;
 
 pub use anyres::AnyresBehaviour;
+pub use batch::{Batch, ImageCrops, Sequence};
 pub use config::{
     DecoderConfig, DecoderFamily, Llama3RopeScaling, LlavaNextConfig, ProjectorConfig, RopeConfig,
     VisionConfig,

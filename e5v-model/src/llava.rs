@@ -8,10 +8,12 @@ use burn::{
 };
 
 use crate::{
-    AttentionBudget, Checkpoint, Decoder, LlavaNextConfig, ModelError, Projector, Result,
+    AttentionBudget, Batch, Checkpoint, Decoder, LlavaNextConfig, ModelError, Projector, Result,
     VisionTower,
     anyres::AnyresBehaviour,
+    merge,
     packing::{ImageLayout, pack_image},
+    pooling,
     weights::WeightLoader,
 };
 
@@ -95,6 +97,84 @@ impl<B: Backend> LlavaNext<B> {
     /// The projector alone.
     pub fn projector(&self) -> &Projector<B> {
         &self.projector
+    }
+
+    /// E5-V's forward pass: every image's crops through the vision tower and projector (all
+    /// images of the batch at once), packed and spliced in at their image token, the sequences
+    /// right-padded through the decoder, and each one's last token pooled.
+    ///
+    /// The vectors are raw (not normalised), one per sequence in order, and do not depend on
+    /// what else is in the batch. Inconsistent input (an image token without an image, an id
+    /// outside the embedding table, pixels of the wrong shape, an empty batch) is
+    /// [`ModelError::InvalidInput`] naming the sequence.
+    ///
+    /// # Shapes
+    /// - output: `[batch.sequences.len(), text_hidden]`
+    pub fn forward(&self, batch: Batch<B>) -> Result<Tensor<B, 2>> {
+        batch.validate(&self.config, self.decoder.vocab_size())?;
+        let device = self.image_newline.device();
+        let Batch {
+            sequences,
+            behaviour,
+        } = batch;
+        let (ids, images): (Vec<_>, Vec<_>) = sequences
+            .into_iter()
+            .map(|sequence| (sequence.ids, sequence.image))
+            .unzip();
+        let mut packed = self.image_tokens(images, behaviour)?.into_iter();
+        let merged = merge::pad(
+            ids.iter()
+                .map(|ids| {
+                    let image = packed.next().flatten();
+                    merge::splice(
+                        &self.decoder,
+                        ids,
+                        self.config.image_token_id,
+                        image,
+                        &device,
+                    )
+                })
+                .collect(),
+            &device,
+        );
+        let states = self
+            .decoder
+            .forward(merged.embeddings, merged.valid, merged.positions);
+        Ok(pooling::last_token(states, &merged.lengths))
+    }
+
+    /// The packed features of each image (`None` where a sequence has none), with all crops
+    /// run through the vision tower together.
+    fn image_tokens(
+        &self,
+        images: Vec<Option<crate::ImageCrops<B>>>,
+        behaviour: AnyresBehaviour,
+    ) -> Result<Vec<Option<Tensor<B, 2>>>> {
+        let crops: Vec<Tensor<B, 4>> = images
+            .iter()
+            .flatten()
+            .map(|image| image.pixels.clone())
+            .collect();
+        if crops.is_empty() {
+            return Ok(images.iter().map(|_| None).collect());
+        }
+        let features = self.image_features(Tensor::cat(crops, 0));
+        let [_, patches, hidden] = features.dims();
+        let mut start = 0;
+        images
+            .into_iter()
+            .map(|image| {
+                let Some(image) = image else {
+                    return Ok(None);
+                };
+                let count = image.pixels.dims()[0];
+                let own = features
+                    .clone()
+                    .slice([start..start + count, 0..patches, 0..hidden]);
+                start += count;
+                self.pack_image(own, image.size, behaviour).map(Some)
+            })
+            .collect()
     }
 
     /// Projected patch features of a batch of crops (any number of images at once).

@@ -115,8 +115,14 @@ fn invalid_options_and_custom_prompts_are_rejected() {
     let err = e.embed(&[Input::custom("an <image> without one", None, None)]);
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
     // `<pad>` is an added token outside the embedding table.
-    let err = e.embed(&[Input::custom("raw <pad> prompt", None, None)]);
-    assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+    let err = e.embed(&[
+        Input::text("fine"),
+        Input::custom("raw <pad> prompt", None, None),
+    ]);
+    assert!(
+        matches!(err, Err(Error::UnknownToken { index: 1, .. })),
+        "{err:?}"
+    );
 }
 
 #[test]

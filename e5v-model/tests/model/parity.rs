@@ -7,7 +7,7 @@
 //! agree to cosine 1 - 2e-9.
 
 use burn::tensor::{Tensor, backend::Backend};
-use e5v_model::AnyresBehaviour;
+use e5v_model::{AnyresBehaviour, Batch, ImageCrops, ModelError, Sequence};
 
 use crate::fixtures::{case, cosine, decode, ids, load, max_abs_diff, reference, reference_tensor};
 
@@ -120,6 +120,85 @@ fn both_layouts_load_the_same_weights<B: Backend>() {
     );
 }
 
+/// A mixed batch through `LlavaNext::forward`: one vector per sequence, in order, each equal to
+/// transformers' embedding and to what the sequence gives alone.
+fn forward_pools_a_mixed_batch<B: Backend>() {
+    let device = Default::default();
+    let model = load::<B>("tiny-e5v");
+    let ids = ["txt_hello_t5", "img_grad_499x300_t5", "txt_long_t5"];
+    let sequence = |id: &str| {
+        let case = case(id);
+        let image = case.image_size.map(|[h, w]| ImageCrops {
+            pixels: reference_tensor::<B, 4>(&format!("{id}.pixel_values"), &device),
+            size: (h, w),
+        });
+        Sequence {
+            ids: case.input_ids,
+            image,
+        }
+    };
+    let batch = |ids: &[&str]| Batch {
+        sequences: ids.iter().map(|id| sequence(id)).collect(),
+        behaviour: AnyresBehaviour::Transformers,
+    };
+    let pooled = model.forward(batch(&ids)).expect("valid batch");
+    assert_eq!(pooled.dims(), [3, model.config().text.hidden_size]);
+    for (row, id) in ids.iter().enumerate() {
+        let [_, hidden] = pooled.dims();
+        let vector = pooled.clone().slice([row..row + 1, 0..hidden]);
+        let values: Vec<f32> = vector.clone().into_data().to_vec().expect("f32");
+        let (_, expected) = reference(&format!("{id}.embedding"));
+        let cos = cosine(&values, &expected);
+        assert!(cos > 0.99999, "{id}: cosine {cos}");
+        let alone = model.forward(batch(&[id])).expect("valid batch");
+        let diff = max_abs_diff(vector, alone);
+        assert!(diff < TOLERANCE, "{id}: batched vs alone {diff}");
+    }
+}
+
+fn forward_rejects_inconsistent_input<B: Backend>() {
+    let device = Default::default();
+    let model = load::<B>("tiny-e5v");
+    let image_token = model.config().image_token_id;
+    let text = case("txt_hello_t5").input_ids;
+    let image_case = case("img_grad_499x300_t5");
+    let [h, w] = image_case.image_size.expect("image case");
+    let pixels = reference_tensor::<B, 4>("img_grad_499x300_t5.pixel_values", &device);
+    let vocab = model.decoder().vocab_size() as u32;
+    let bad = [
+        vec![],
+        vec![Sequence::text(vec![])],
+        vec![Sequence::text(vec![1, image_token, 2])],
+        vec![Sequence::text(vec![1, vocab])],
+        vec![Sequence::with_image(
+            text.clone(),
+            ImageCrops {
+                pixels: pixels.clone(),
+                size: (h, w),
+            },
+        )],
+        // The image's base crop without its grid crops.
+        vec![Sequence::with_image(
+            image_case.input_ids.clone(),
+            ImageCrops {
+                pixels: pixels.slice([0..1]),
+                size: (h, w),
+            },
+        )],
+    ];
+    for sequences in bad {
+        let what = format!("{:?}", sequences.iter().map(|s| &s.ids).collect::<Vec<_>>());
+        let result = model.forward(Batch {
+            sequences,
+            behaviour: AnyresBehaviour::Transformers,
+        });
+        assert!(
+            matches!(result, Err(ModelError::InvalidInput(_))),
+            "{what}: {result:?}"
+        );
+    }
+}
+
 macro_rules! on_backends {
     ($($name:ident),*) => {
         mod ndarray {
@@ -134,5 +213,7 @@ macro_rules! on_backends {
 on_backends!(
     text_hidden_states_match,
     image_pipeline_matches_layer_by_layer,
-    both_layouts_load_the_same_weights
+    both_layouts_load_the_same_weights,
+    forward_pools_a_mixed_batch,
+    forward_rejects_inconsistent_input
 );
