@@ -55,6 +55,39 @@ impl std::str::FromStr for AnyresBehaviour {
     }
 }
 
+/// `LlavaNextImageProcessor`'s default grid pinpoints, `(height, width)`: used when a config
+/// has no `image_grid_pinpoints`.
+pub const DEFAULT_PINPOINTS: [(u32, u32); 5] =
+    [(336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)];
+
+/// Checks grid pinpoints: a non-empty list without a zero side and, given the crop size
+/// `(height, width)` they must tile (the model's packing does), every side a multiple of it.
+/// The error says what is wrong; each config wraps it in its own error type.
+pub fn check_pinpoints(pinpoints: &[(u32, u32)], crop: Option<(u32, u32)>) -> Result<(), String> {
+    if pinpoints.is_empty() {
+        return Err("image_grid_pinpoints is empty".into());
+    }
+    if pinpoints.iter().any(|&(h, w)| h == 0 || w == 0) {
+        return Err(format!(
+            "image_grid_pinpoints has a zero side: {pinpoints:?}"
+        ));
+    }
+    match crop {
+        Some((ch, cw))
+            if ch == 0
+                || cw == 0
+                || pinpoints
+                    .iter()
+                    .any(|&(h, w)| !h.is_multiple_of(ch) || !w.is_multiple_of(cw)) =>
+        {
+            Err(format!(
+                "image_grid_pinpoints {pinpoints:?} are not multiples of the crop size {ch}x{cw}"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The best pinpoint `(height, width)` for an image of size `image = (height, width)`.
 ///
 /// For each pinpoint `(H, W)`: `s = min(W / w, H / h)`, `eff = min(floor(w s) floor(h s), w h)`,
@@ -208,6 +241,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pinpoints_are_checked_in_one_place() {
+        assert_eq!(check_pinpoints(&DEFAULT_PINPOINTS, Some((336, 336))), Ok(()));
+        // transformers' processor defaults: 336-based pinpoints with 224 crops.
+        assert_eq!(check_pinpoints(&DEFAULT_PINPOINTS, None), Ok(()));
+        assert!(check_pinpoints(&DEFAULT_PINPOINTS, Some((224, 224))).is_err());
+        assert!(check_pinpoints(&[], None).is_err());
+        assert!(check_pinpoints(&[(0, 336)], None).is_err());
+        assert!(check_pinpoints(&[(336, 336)], Some((0, 336))).is_err());
+    }
+
+    #[test]
     fn behaviours_parse_from_their_names() {
         for behaviour in AnyresBehaviour::ALL {
             assert_eq!(behaviour.to_string().parse(), Ok(behaviour));
@@ -274,8 +318,8 @@ mod tests {
         assert_eq!(unpad_region((10, 10), (0, 0), NEW), (0..0, 0..0));
     }
 
-    /// The numbers quoted in docs/E5V-REFERENCE.md section 5 (sizes there are (h, w), except
-    /// "640x480", which is (h, w) = (480, 640)).
+    /// The token counts quoted in docs/IMAGE-PIPELINE.md, section "8. Packing" (sizes there are
+    /// (h, w)).
     #[test]
     fn reference_doc_token_counts() {
         assert_eq!(tokens(336, 336, NEW), 1176);

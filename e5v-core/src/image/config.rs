@@ -6,15 +6,14 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use e5v_model::anyres::{self, DEFAULT_PINPOINTS};
+
 use super::ImageError;
 
 /// transformers' `OPENAI_CLIP_MEAN`, the LLaVA-NeXT default (and E5-V's value).
 const CLIP_MEAN: [f64; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// transformers' `OPENAI_CLIP_STD`.
 const CLIP_STD: [f64; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
-/// `LlavaNextImageProcessor`'s default grid pinpoints, (height, width).
-const DEFAULT_PINPOINTS: [(u32, u32); 5] =
-    [(336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)];
 /// PIL's `Resampling.BICUBIC`.
 const BICUBIC: i64 = 3;
 
@@ -203,18 +202,10 @@ fn with_path(error: ImageError, path: &Path) -> ImageError {
     }
 }
 
+/// Like transformers' processor, the image config alone does not require pinpoints that tile
+/// its crop size (its defaults do not); the model's config does.
 fn validate_pinpoints(pinpoints: &[(u32, u32)]) -> Result<(), ImageError> {
-    if pinpoints.is_empty() {
-        return Err(ImageError::InvalidConfig(
-            "image_grid_pinpoints is empty".into(),
-        ));
-    }
-    if pinpoints.iter().any(|&(h, w)| h == 0 || w == 0) {
-        return Err(ImageError::InvalidConfig(format!(
-            "image_grid_pinpoints has a zero dimension: {pinpoints:?}"
-        )));
-    }
-    Ok(())
+    anyres::check_pinpoints(pinpoints, None).map_err(ImageError::InvalidConfig)
 }
 
 /// `preprocessor_config.json` as written by transformers (unknown keys are ignored).

@@ -11,7 +11,7 @@ use std::path::Path;
 use raw::{RawLlavaNextConfig, RawRopeParameters, RawTextConfig, RawVisionConfig};
 use serde_json::Value;
 
-use crate::{ModelError, Result, nn::Activation};
+use crate::{ModelError, Result, anyres, nn::Activation};
 
 /// The whole LLaVA-NeXT model: vision tower, projector and decoder.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,9 +150,6 @@ pub struct ProjectorConfig {
     pub bias: bool,
 }
 
-const DEFAULT_PINPOINTS: [(u32, u32); 5] =
-    [(336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)];
-
 impl LlavaNextConfig {
     /// Reads and validates a `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -213,18 +210,11 @@ impl LlavaNextConfig {
         };
         let grid_pinpoints = match raw.image_grid_pinpoints {
             Some(list) => list.into_iter().map(|[h, w]| (h, w)).collect(),
-            None => DEFAULT_PINPOINTS.to_vec(),
+            None => anyres::DEFAULT_PINPOINTS.to_vec(),
         };
         let crop = vision.image_size as u32;
-        if grid_pinpoints.is_empty()
-            || grid_pinpoints.iter().any(|&(h, w)| {
-                h == 0 || w == 0 || !h.is_multiple_of(crop) || !w.is_multiple_of(crop)
-            })
-        {
-            return Err(ModelError::InvalidConfig(format!(
-                "image_grid_pinpoints {grid_pinpoints:?} must be non-empty multiples of the crop size {crop}"
-            )));
-        }
+        anyres::check_pinpoints(&grid_pinpoints, Some((crop, crop)))
+            .map_err(ModelError::InvalidConfig)?;
         Ok(Self {
             image_token_id: raw
                 .image_token_id
