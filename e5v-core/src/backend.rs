@@ -5,16 +5,20 @@
 
 /// The ndarray CPU backend (f32).
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 pub type NdArray = burn::backend::NdArray<f32>;
 /// An [`Embedder`](crate::Embedder) on the ndarray CPU backend.
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 pub type NdArrayEmbedder = crate::Embedder<NdArray>;
 
 /// The flex CPU backend (f32, f16, bf16).
 #[cfg(feature = "flex")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flex")))]
 pub type Flex = burn::backend::Flex;
 /// An [`Embedder`](crate::Embedder) on the flex CPU backend.
 #[cfg(feature = "flex")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flex")))]
 pub type FlexEmbedder = crate::Embedder<Flex>;
 
 /// The wgpu GPU backend (Vulkan, Metal, DX12, WebGPU), without burn's operation fusion.
@@ -24,17 +28,21 @@ pub type FlexEmbedder = crate::Embedder<Flex>;
 /// 0.7), while every operation alone and the unfused backend are exact; the parity tests of
 /// `tests/core` catch it.
 #[cfg(feature = "wgpu")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wgpu")))]
 pub type Wgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
 /// An [`Embedder`](crate::Embedder) on the wgpu backend.
 #[cfg(feature = "wgpu")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wgpu")))]
 pub type WgpuEmbedder = crate::Embedder<Wgpu>;
 
 /// The CUDA backend (kernels compiled with NVRTC at run time), without burn's operation
 /// fusion, whose code generation it shares with wgpu (see the note on `Wgpu`).
 #[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
 pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
 /// An [`Embedder`](crate::Embedder) on the CUDA backend.
 #[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
 pub type CudaEmbedder = crate::Embedder<Cuda>;
 
 /// The name of a backend, for command lines and reports: `flex`, `ndarray`, `wgpu`, `cuda`.

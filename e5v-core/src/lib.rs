@@ -34,6 +34,8 @@
 //! with 4.41.2. [`AnyresBehaviour::Transformers`] (default) reproduces current transformers,
 //! [`AnyresBehaviour::Transformers441`] the paper.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod backend;
 mod batching;
 mod device;
@@ -41,6 +43,7 @@ mod embedder;
 mod embeddings;
 mod error;
 #[cfg(feature = "hub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
 pub mod hub;
 pub mod image;
 mod input;

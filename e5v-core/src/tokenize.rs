@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_reference_image_prompt_ids_are_the_documented_ones() {
-        // E5V-REFERENCE.md section 2.
+        // docs/METHOD.md, section "Tokens".
         let documented = [
             128000, 128006, 882, 128007, 271, 128256, 198, 19791, 3485, 2217, 304, 832, 3492, 25,
             220, 128009, 128006, 78191, 128007, 271, 720,
