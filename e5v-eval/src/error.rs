@@ -80,5 +80,21 @@ pub enum EvalError {
     Render(String),
 }
 
+/// Matrix errors of [`e5v_core::Embeddings`] (a bad shape, a width mismatch, a non-finite
+/// value) become [`EvalError::InvalidArgument`] with the same message; any other error of
+/// `e5v_core` becomes [`EvalError::Embedding`] (the runner gives embedding calls their own
+/// context with `map_err` instead).
+impl From<e5v_core::Error> for EvalError {
+    fn from(error: e5v_core::Error) -> Self {
+        match error {
+            e5v_core::Error::InvalidArgument(message) => Self::InvalidArgument(message),
+            source => Self::Embedding {
+                context: "e5v-core".into(),
+                source,
+            },
+        }
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;

@@ -10,7 +10,7 @@
 //!   writer), FashionIQ val, STS12-16 / STS-B / SICK-R in SentEval's layout, the mini set and
 //!   the word-similarity files. Typed structs, image paths relative to an image folder, errors
 //!   naming file and line.
-//! - [`metrics`]: [`metrics::Embeddings`]; blocked scoring with bounded memory; image-text
+//! - [`metrics`]: over [`e5v_core::Embeddings`] matrices; blocked scoring with bounded memory; image-text
 //!   Recall@K in both directions; CIRR (reference excluded), CIRR subset and FashionIQ recall;
 //!   Spearman / Pearson for STS.
 //! - [`published`]: the paper's numbers known to this crate, as data.
@@ -23,7 +23,8 @@
 //! ```no_run
 //! use std::path::Path;
 //! use e5v_eval::datasets::{KARPATHY_CAPTIONS_PER_IMAGE, KarpathySplit, load_karpathy};
-//! use e5v_eval::metrics::{Embeddings, IMAGE_TEXT_KS, ScoreOptions, image_text_recall};
+//! use e5v_core::Embeddings;
+//! use e5v_eval::metrics::{IMAGE_TEXT_KS, ScoreOptions, image_text_recall};
 //! use e5v_eval::report::{Report, TaskReport};
 //! use e5v_eval::{Metric, Task};
 //!

@@ -10,9 +10,10 @@
 //!
 //! Ranks count strictly greater scores (see [`super::recall`] on ties).
 
-use super::embeddings::Embeddings;
+use e5v_core::Embeddings;
+
 use super::recall::{count_greater, top_k_indices};
-use super::scoring::{ScoreOptions, dot, map_score_rows};
+use super::scoring::{ScoreOptions, map_score_rows};
 use crate::error::{EvalError, Result};
 
 /// CIRR cut-offs (the paper reports R@1, R@5, R@10; R@50 is CIRR's fourth).
@@ -32,21 +33,21 @@ fn check_indices(
     queries: &Embeddings,
     gallery: &Embeddings,
 ) -> Result<()> {
-    if indices.len() != queries.rows() {
+    if indices.len() != queries.len() {
         return Err(EvalError::InvalidArgument(format!(
             "{} queries but {} {what}",
-            queries.rows(),
+            queries.len(),
             indices.len()
         )));
     }
     if let Some((q, &i)) = indices
         .iter()
         .enumerate()
-        .find(|(_, i)| **i >= gallery.rows())
+        .find(|(_, i)| **i >= gallery.len())
     {
         return Err(EvalError::InvalidArgument(format!(
             "query {q}: {what} index {i} is outside the gallery of {}",
-            gallery.rows()
+            gallery.len()
         )));
     }
     Ok(())
@@ -95,10 +96,10 @@ fn subset_scores<'a>(
     members: &'a [Vec<usize>],
 ) -> Result<impl Iterator<Item = (Vec<usize>, Vec<f32>)> + 'a> {
     check_indices("references", references, queries, gallery)?;
-    if members.len() != queries.rows() {
+    if members.len() != queries.len() {
         return Err(EvalError::InvalidArgument(format!(
             "{} queries but {} member sets",
-            queries.rows(),
+            queries.len(),
             members.len()
         )));
     }
@@ -108,21 +109,25 @@ fn subset_scores<'a>(
         ));
     }
     for (q, set) in members.iter().enumerate() {
-        if let Some(&m) = set.iter().find(|&&m| m >= gallery.rows()) {
+        if let Some(&m) = set.iter().find(|&&m| m >= gallery.len()) {
             return Err(EvalError::InvalidArgument(format!(
                 "query {q}: member index {m} is outside the gallery"
             )));
         }
     }
     Ok(queries
-        .iter_rows()
+        .rows()
         .zip(references)
         .zip(members)
         .map(|((query, &reference), set)| {
             let candidates: Vec<usize> = set.iter().copied().filter(|&m| m != reference).collect();
             let scores = candidates
                 .iter()
-                .map(|&m| gallery.row(m).map_or(f32::NEG_INFINITY, |g| dot(query, g)))
+                .map(|&m| {
+                    gallery
+                        .get(m)
+                        .map_or(f32::NEG_INFINITY, |g| Embeddings::dot(query, g))
+                })
                 .collect();
             (candidates, scores)
         }))
@@ -193,7 +198,7 @@ mod tests {
     use crate::metrics::test_util::random_unit_rows;
 
     fn emb(dim: usize, data: &[f32]) -> Embeddings {
-        Embeddings::new(dim, data.to_vec()).expect("valid")
+        Embeddings::from_matrix(dim, data.to_vec()).expect("valid")
     }
 
     /// Gallery of 4 images in R^2; scores are hand-computed.
@@ -263,8 +268,8 @@ mod tests {
         let targets: Vec<usize> = (0..n_q).map(|i| (i * 11 + 3) % n_g).collect();
         let mut naive_ranks = Vec::new();
         let mut naive_top = Vec::new();
-        for (i, qr) in q.iter_rows().enumerate() {
-            let mut s: Vec<f32> = g.iter_rows().map(|gr| dot(qr, gr)).collect();
+        for (i, qr) in q.rows().enumerate() {
+            let mut s: Vec<f32> = g.rows().map(|gr| Embeddings::dot(qr, gr)).collect();
             s[refs[i]] = -1.0;
             let mut order: Vec<usize> = (0..n_g).collect();
             order.sort_by(|a, b| s[*b].total_cmp(&s[*a]).then(a.cmp(b)));

@@ -6,9 +6,9 @@
 //! strictly greater scores (see [`super::recall`] on ties). The image-image variant (captions
 //! rendered as images) uses the same functions with the rendered-caption embeddings as `texts`.
 
+use e5v_core::Embeddings;
 use serde::{Deserialize, Serialize};
 
-use super::embeddings::Embeddings;
 use super::recall::{RecallAtK, count_greater, recall_at_ks};
 use super::scoring::{ScoreOptions, map_score_rows};
 use crate::error::{EvalError, Result};
@@ -31,21 +31,21 @@ fn captions_per_image(
     images: &Embeddings,
     caption_to_image: &[usize],
 ) -> Result<Vec<Vec<usize>>> {
-    if caption_to_image.len() != texts.rows() {
+    if caption_to_image.len() != texts.len() {
         return Err(EvalError::InvalidArgument(format!(
             "{} caption embeddings but {} caption_to_image entries",
-            texts.rows(),
+            texts.len(),
             caption_to_image.len()
         )));
     }
-    let mut per_image = vec![Vec::new(); images.rows()];
+    let mut per_image = vec![Vec::new(); images.len()];
     for (caption, &image) in caption_to_image.iter().enumerate() {
         per_image
             .get_mut(image)
             .ok_or_else(|| {
                 EvalError::InvalidArgument(format!(
                     "caption {caption} belongs to image {image}, but there are {} images",
-                    images.rows()
+                    images.len()
                 ))
             })?
             .push(caption);
@@ -111,11 +111,10 @@ mod tests {
     use std::num::NonZeroUsize;
 
     use super::*;
-    use crate::metrics::scoring::dot;
     use crate::metrics::test_util::random_unit_rows;
 
     fn emb(dim: usize, data: &[f32]) -> Embeddings {
-        Embeddings::new(dim, data.to_vec()).expect("valid")
+        Embeddings::from_matrix(dim, data.to_vec()).expect("valid")
     }
 
     /// 3 images on the axes of R^3; 2 captions each.
@@ -192,8 +191,8 @@ mod tests {
         let texts = random_unit_rows(n_images * per_image, dim, 2);
         let c2i: Vec<usize> = (0..n_images * per_image).map(|i| i / per_image).collect();
         let full: Vec<Vec<f32>> = texts
-            .iter_rows()
-            .map(|t| images.iter_rows().map(|i| dot(t, i)).collect())
+            .rows()
+            .map(|t| images.rows().map(|i| Embeddings::dot(t, i)).collect())
             .collect();
         let naive_t2i: Vec<usize> = full
             .iter()

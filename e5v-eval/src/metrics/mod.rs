@@ -1,6 +1,8 @@
 //! Metrics over embedding matrices.
 //!
-//! - [`Embeddings`]: the row-major input type (L2-normalise with [`Embeddings::l2_normalised`]).
+//! Every metric takes [`e5v_core::Embeddings`] matrices, L2-normalised with
+//! [`Embeddings::normalized`](e5v_core::Embeddings::normalized) where the protocol says so.
+//!
 //! - [`ScoreOptions`]: scoring runs in blocks of query rows (optionally on several threads) and
 //!   keeps only ranks or top-k lists, so the full query x gallery score matrix never exists.
 //! - Image-text retrieval (Flickr30K, COCO, and the rendered-caption image-image variant):
@@ -16,7 +18,6 @@
 
 mod composed;
 mod correlation;
-mod embeddings;
 mod image_text;
 mod recall;
 mod scoring;
@@ -27,7 +28,6 @@ pub use composed::{
     cirr_subset_top_k, cirr_top_k, fashioniq_ranks,
 };
 pub use correlation::{pearson, spearman};
-pub use embeddings::Embeddings;
 pub use image_text::{
     IMAGE_TEXT_KS, ImageTextRecall, image_text_recall, image_to_text_ranks, text_to_image_ranks,
 };
@@ -37,7 +37,7 @@ pub use sts::{StsScore, pair_cosines, sts_average, sts_score};
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    use super::Embeddings;
+    use e5v_core::Embeddings;
 
     /// `rows x dim` L2-normalised pseudo-random rows (xorshift, deterministic per seed).
     pub(crate) fn random_unit_rows(rows: usize, dim: usize, seed: u64) -> Embeddings {
@@ -50,6 +50,8 @@ pub(crate) mod test_util {
                 (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
             })
             .collect();
-        Embeddings::new(dim, data).expect("finite").l2_normalised()
+        Embeddings::from_matrix(dim, data)
+            .expect("finite")
+            .normalized()
     }
 }

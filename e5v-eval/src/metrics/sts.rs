@@ -3,10 +3,10 @@
 //! The paper reports Spearman x100: for STS12-16 over the concatenation of all subsets of the
 //! year ("all"), for STS-B and SICK-R over the test set, and the mean of those seven numbers.
 
+use e5v_core::Embeddings;
 use serde::{Deserialize, Serialize};
 
 use super::correlation::{pearson, spearman};
-use super::embeddings::Embeddings;
 use crate::error::{EvalError, Result};
 
 /// Correlations of predicted with gold similarities, x100.
@@ -22,17 +22,17 @@ pub struct StsScore {
 /// SentEval's cosine on the raw embeddings; normalised or not gives the same cosine). A zero
 /// row gives 0, as SentEval's `nan_to_num` does.
 pub fn pair_cosines(a: &Embeddings, b: &Embeddings) -> Result<Vec<f64>> {
-    if a.dim() != b.dim() || a.rows() != b.rows() {
+    if a.dim() != b.dim() || a.len() != b.len() {
         return Err(EvalError::InvalidArgument(format!(
             "sentence pairs need equal shapes, got {}x{} and {}x{}",
-            a.rows(),
+            a.len(),
             a.dim(),
-            b.rows(),
+            b.len(),
             b.dim()
         )));
     }
-    Ok(a.iter_rows()
-        .zip(b.iter_rows())
+    Ok(a.rows()
+        .zip(b.rows())
         .map(|(x, y)| {
             let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
             for (p, q) in x.iter().zip(y) {
@@ -77,10 +77,10 @@ mod tests {
 
     #[test]
     fn cosines() {
-        let a = Embeddings::new(2, vec![3.0, 4.0, 1.0, 0.0, 0.0, 0.0]).expect("a");
-        let b = Embeddings::new(2, vec![6.0, 8.0, 0.0, 2.0, 1.0, 1.0]).expect("b");
+        let a = Embeddings::from_matrix(2, vec![3.0, 4.0, 1.0, 0.0, 0.0, 0.0]).expect("a");
+        let b = Embeddings::from_matrix(2, vec![6.0, 8.0, 0.0, 2.0, 1.0, 1.0]).expect("b");
         assert_eq!(pair_cosines(&a, &b).expect("cos"), vec![1.0, 0.0, 0.0]);
-        let c = Embeddings::new(2, vec![1.0, 0.0]).expect("c");
+        let c = Embeddings::from_matrix(2, vec![1.0, 0.0]).expect("c");
         assert!(pair_cosines(&a, &c).is_err());
     }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use e5v_core::{FashionCategory, Preset};
+use e5v_core::{Embeddings, FashionCategory, Preset};
 use e5v_prompt::fashion_iq_texts;
 
 use super::embed::{Item, Session};
@@ -14,8 +14,8 @@ use crate::datasets::{
 };
 use crate::error::{EvalError, Result};
 use crate::metrics::{
-    CIRR_KS, CIRR_SUBSET_KS, Embeddings, FASHIONIQ_KS, cirr_ranks, cirr_subset_ranks,
-    cirr_subset_top_k, cirr_top_k, fashioniq_ranks, mean_recalls, recall_at_ks,
+    CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS, cirr_ranks, cirr_subset_ranks, cirr_subset_top_k,
+    cirr_top_k, fashioniq_ranks, mean_recalls, recall_at_ks,
 };
 use crate::report::TaskReport;
 use crate::task::{Metric, Task};
@@ -45,7 +45,7 @@ fn cirr_embeddings<B: Backend>(
             &Preset::CirrGallery.template(),
             &gallery_items,
         )?
-        .l2_normalised();
+        .normalized();
     let query_items: Vec<Item> = data
         .queries
         .iter()
@@ -57,7 +57,7 @@ fn cirr_embeddings<B: Backend>(
             &Preset::CirrQuery.template(),
             &query_items,
         )?
-        .l2_normalised();
+        .normalized();
     Ok((gallery, queries))
 }
 
@@ -130,13 +130,12 @@ fn prompt_category(category: FashionIqCategory) -> FashionCategory {
 
 /// Sums rows `2i` and `2i + 1` (the two caption orders of query `i`).
 fn sum_pairs(raw: &Embeddings) -> Result<Embeddings> {
-    let dim = raw.dim();
-    let mut data = Vec::with_capacity(raw.as_slice().len() / 2);
-    for pair in raw.as_slice().chunks_exact(2 * dim) {
-        let (a, b) = pair.split_at(dim);
+    let mut data = Vec::with_capacity(raw.as_matrix().len() / 2);
+    let mut rows = raw.rows();
+    while let (Some(a), Some(b)) = (rows.next(), rows.next()) {
         data.extend(a.iter().zip(b).map(|(x, y)| x + y));
     }
-    Embeddings::new(dim, data)
+    Ok(Embeddings::from_matrix(raw.dim(), data)?)
 }
 
 /// FashionIQ val: Recall@10/50 per category and their mean. Each query embeds both caption
@@ -166,7 +165,7 @@ pub(super) fn fashioniq<B: Backend>(
                 &Preset::FashionIqGallery(noun).template(),
                 &gallery_items,
             )?
-            .l2_normalised();
+            .normalized();
         let query_items: Vec<Item> = data
             .queries
             .iter()
@@ -181,7 +180,7 @@ pub(super) fn fashioniq<B: Backend>(
             &Preset::FashionIqQuery(noun).template(),
             &query_items,
         )?;
-        let queries = sum_pairs(&raw)?.l2_normalised();
+        let queries = sum_pairs(&raw)?.normalized();
         let ranks = fashioniq_ranks(&queries, &gallery, &data.targets(), &config.score)?;
         let recall = recall_at_ks(&ranks, &FASHIONIQ_KS)?;
         report = report.with_recalls(|k| Metric::CategoryRecall(category, k), &recall);
@@ -206,9 +205,10 @@ mod tests {
 
     #[test]
     fn pairs_are_summed() {
-        let raw = Embeddings::new(2, vec![1.0, 2.0, 3.0, 4.0, 0.5, 0.5, -0.5, 1.5]).expect("raw");
+        let raw =
+            Embeddings::from_matrix(2, vec![1.0, 2.0, 3.0, 4.0, 0.5, 0.5, -0.5, 1.5]).expect("raw");
         assert_eq!(
-            sum_pairs(&raw).expect("sum").as_slice(),
+            sum_pairs(&raw).expect("sum").as_matrix(),
             &[4.0, 6.0, 0.0, 2.0]
         );
     }

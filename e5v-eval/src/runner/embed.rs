@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
-use e5v_core::{ChatTemplate, ImageSource, Input, Template};
+use e5v_core::{ChatTemplate, Embeddings, ImageSource, Input, Template};
 use e5v_prompt::Segment;
 use sha2::{Digest, Sha256};
 
@@ -13,7 +13,6 @@ use super::cache::{CacheStats, EmbeddingCache, Key};
 use super::model::EvalModel;
 use super::progress::Progress;
 use crate::error::{EvalError, Result};
-use crate::metrics::Embeddings;
 use crate::render::CaptionRenderer;
 
 /// The image of an item.
@@ -247,7 +246,7 @@ impl<'a, B: Backend> Session<'a, B> {
             progress.advance(chunk.len(), cached);
         }
         progress.finish();
-        Embeddings::new(dim, rows)
+        Ok(Embeddings::from_matrix(dim, rows)?)
     }
 }
 

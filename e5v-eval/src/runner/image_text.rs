@@ -46,7 +46,7 @@ pub(super) fn retrieval<B: Backend>(
             &Preset::Image.template(),
             &image_items,
         )?
-        .l2_normalised();
+        .normalized();
     let captions = match side {
         CaptionSide::Text => {
             let items: Vec<Item> = data.captions.iter().map(Item::text).collect();
@@ -65,7 +65,7 @@ pub(super) fn retrieval<B: Backend>(
             )?
         }
     }
-    .l2_normalised();
+    .normalized();
     let recall = image_text_recall(
         &captions,
         &images,

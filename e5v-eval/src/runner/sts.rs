@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use e5v_core::Preset;
+use e5v_core::{Embeddings, Preset};
 use e5v_prompt::normalize_sts_sentence;
 
 use super::embed::{Item, Session};
@@ -14,17 +14,16 @@ use crate::datasets::{
     load_word_similarity, sick_relatedness_path, sts_benchmark_path,
 };
 use crate::error::{EvalError, Result};
-use crate::metrics::{Embeddings, StsScore, pair_cosines, sts_score};
+use crate::metrics::{StsScore, pair_cosines, sts_score};
 use crate::report::TaskReport;
 use crate::task::Task;
 
 /// Rows `range` of `all` as their own matrix.
 fn rows(all: &Embeddings, range: std::ops::Range<usize>) -> Result<Embeddings> {
-    let dim = all.dim();
-    Embeddings::new(
-        dim,
-        all.as_slice()[range.start * dim..range.end * dim].to_vec(),
-    )
+    let len = all.len();
+    all.slice(range.clone()).ok_or_else(|| {
+        EvalError::InvalidArgument(format!("rows {range:?} of a matrix of {len} rows"))
+    })
 }
 
 /// Embeds both sentences of every pair with the STS prompt (normalised as the reference does)
@@ -159,18 +158,18 @@ pub(super) fn word_similarity<B: Backend>(
         let items: Vec<Item> = words.iter().map(|w| Item::text(*w)).collect();
         let vectors = session.embed(task.display_name(), &Preset::Text.template(), &items)?;
         let pick = |select: fn(&crate::datasets::WordPair) -> &str| -> Result<Embeddings> {
-            let dim = vectors.dim();
-            let mut data = Vec::with_capacity(pairs.len() * dim);
-            for p in &pairs {
-                let row = index
-                    .get(select(p))
-                    .and_then(|&i| vectors.row(i))
-                    .ok_or_else(|| {
-                        EvalError::InvalidArgument("word missing from its own index".into())
-                    })?;
-                data.extend_from_slice(row);
-            }
-            Embeddings::new(dim, data)
+            let rows = pairs
+                .iter()
+                .map(|p| {
+                    index
+                        .get(select(p))
+                        .and_then(|&i| vectors.get(i))
+                        .ok_or_else(|| {
+                            EvalError::InvalidArgument("word missing from its own index".into())
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Embeddings::from_rows(vectors.dim(), rows)?)
         };
         let cosines = pair_cosines(&pick(|p| &p.word1)?, &pick(|p| &p.word2)?)?;
         let gold: Vec<f64> = pairs.iter().map(|p| p.score).collect();
