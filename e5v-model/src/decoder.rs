@@ -3,21 +3,22 @@
 use burn::{
     module::{Module, Param},
     nn::Linear,
-    tensor::{Bool, Int, Tensor, backend::Backend},
+    tensor::{Bool, DType, Int, Tensor, backend::Backend},
 };
 
 use crate::{
     Result,
     config::DecoderConfig,
     nn::{
-        Activation, AttentionBudget, AttentionMask, MultiHeadAttention, RmsNorm, RotaryEmbedding,
-        add, linear, linear_act, mul,
+        Activation, AttentionBudget, AttentionMask, MultiHeadAttention, ParamSource, RandomInit,
+        RmsNorm, RotaryEmbedding, add, linear, linear_act, mul, normal,
     },
-    weights::WeightLoader,
 };
 
 /// Token embeddings, pre-norm blocks with RoPE + grouped-query attention + SwiGLU, final
 /// RMSNorm. There is no lm_head: E5-V pools hidden states.
+///
+/// Loaded with the whole model, or built with random weights by [`DecoderConfig::init`].
 #[derive(Module, Debug)]
 pub struct Decoder<B: Backend> {
     embed_tokens: Param<Tensor<B, 2>>,
@@ -43,22 +44,46 @@ struct DecoderBlock<B: Backend> {
     activation: Activation,
 }
 
+impl DecoderConfig {
+    /// A decoder with random weights (for tests and training), in the backend's default float
+    /// type: HF's initialisation, normal with std `initializer_range` for the embedding table
+    /// (`vocab_size` rows) and the linears, ones for the norms. Its parameters have the names
+    /// and shapes of a loaded decoder, so burn records of the two are interchangeable.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Decoder<B> {
+        let Ok(decoder) = Decoder::build(&mut RandomInit::new(device), self);
+        decoder
+    }
+
+    /// [`Self::init`] with the weights in `dtype`; fails if the backend does not support it.
+    pub fn init_with_dtype<B: Backend>(
+        &self,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<Decoder<B>> {
+        let Ok(decoder) = Decoder::build(&mut RandomInit::with_dtype(device, dtype)?, self);
+        Ok(decoder)
+    }
+}
+
 impl<B: Backend> Decoder<B> {
-    pub(crate) fn load(w: &mut WeightLoader<B>, config: &DecoderConfig) -> Result<Self> {
+    /// The one constructor, from a checkpoint or random weights.
+    pub(crate) fn build<S: ParamSource<B>>(
+        source: &mut S,
+        config: &DecoderConfig,
+    ) -> Result<Self, S::Error> {
         let hidden = config.hidden_size;
-        // The vocabulary is whatever the table holds (E5-V's config and table disagree).
-        let vocab = w
-            .shape("decoder.embed_tokens.weight")?
-            .first()
-            .copied()
-            .unwrap_or(0);
+        let std = config.initializer_range;
+        // A checkpoint's vocabulary is whatever its table holds (E5-V's config and table
+        // disagree).
+        let table = "decoder.embed_tokens.weight";
+        let vocab = source.rows(table, config.vocab_size)?;
         let layers = (0..config.num_layers)
-            .map(|i| DecoderBlock::load(w, config, &format!("decoder.layers.{i}")))
-            .collect::<Result<_>>()?;
+            .map(|i| DecoderBlock::build(source, config, &format!("decoder.layers.{i}")))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
-            embed_tokens: w.param("decoder.embed_tokens.weight", [vocab, hidden])?,
+            embed_tokens: source.param(table, [vocab, hidden], &normal(std))?,
             layers,
-            norm: rms_norm(w, "decoder.norm", hidden, config.rms_norm_eps)?,
+            norm: RmsNorm::build(source, "decoder.norm", hidden, config.rms_norm_eps)?,
             rope: RotaryEmbedding::new(&config.rope, config.head_dim),
             sliding_window: config.sliding_window,
             attention_budget: AttentionBudget::DEFAULT,
@@ -108,36 +133,46 @@ impl<B: Backend> Decoder<B> {
 }
 
 impl<B: Backend> DecoderBlock<B> {
-    fn load(w: &mut WeightLoader<B>, c: &DecoderConfig, prefix: &str) -> Result<Self> {
-        let (hidden, inter) = (c.hidden_size, c.intermediate_size);
+    fn build<S: ParamSource<B>>(
+        source: &mut S,
+        c: &DecoderConfig,
+        prefix: &str,
+    ) -> Result<Self, S::Error> {
+        let (hidden, inter, std) = (c.hidden_size, c.intermediate_size, c.initializer_range);
         let (q_width, kv_width) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
         let attn = format!("{prefix}.self_attn");
         let mlp = format!("{prefix}.mlp");
+        let mut linear =
+            |name: String, input, output| source.linear(&name, input, output, false, std);
+        let (q_proj, k_proj, v_proj, o_proj) = (
+            linear(format!("{attn}.q_proj"), hidden, q_width)?,
+            linear(format!("{attn}.k_proj"), hidden, kv_width)?,
+            linear(format!("{attn}.v_proj"), hidden, kv_width)?,
+            linear(format!("{attn}.o_proj"), q_width, hidden)?,
+        );
+        let (gate_proj, up_proj, down_proj) = (
+            linear(format!("{mlp}.gate_proj"), hidden, inter)?,
+            linear(format!("{mlp}.up_proj"), hidden, inter)?,
+            linear(format!("{mlp}.down_proj"), inter, hidden)?,
+        );
+        let mut norm = |name: &str| {
+            RmsNorm::build(source, &format!("{prefix}.{name}"), hidden, c.rms_norm_eps)
+        };
         Ok(Self {
-            input_layernorm: rms_norm(
-                w,
-                &format!("{prefix}.input_layernorm"),
-                hidden,
-                c.rms_norm_eps,
-            )?,
+            input_layernorm: norm("input_layernorm")?,
             self_attn: MultiHeadAttention {
-                q_proj: w.linear(&format!("{attn}.q_proj"), hidden, q_width, false)?,
-                k_proj: w.linear(&format!("{attn}.k_proj"), hidden, kv_width, false)?,
-                v_proj: w.linear(&format!("{attn}.v_proj"), hidden, kv_width, false)?,
-                o_proj: w.linear(&format!("{attn}.o_proj"), q_width, hidden, false)?,
+                q_proj,
+                k_proj,
+                v_proj,
+                o_proj,
                 num_heads: c.num_heads,
                 num_kv_heads: c.num_kv_heads,
                 head_dim: c.head_dim,
             },
-            post_attention_layernorm: rms_norm(
-                w,
-                &format!("{prefix}.post_attention_layernorm"),
-                hidden,
-                c.rms_norm_eps,
-            )?,
-            gate_proj: w.linear(&format!("{mlp}.gate_proj"), hidden, inter, false)?,
-            up_proj: w.linear(&format!("{mlp}.up_proj"), hidden, inter, false)?,
-            down_proj: w.linear(&format!("{mlp}.down_proj"), inter, hidden, false)?,
+            post_attention_layernorm: norm("post_attention_layernorm")?,
+            gate_proj,
+            up_proj,
+            down_proj,
             activation: c.activation,
         })
     }
@@ -160,16 +195,4 @@ impl<B: Backend> DecoderBlock<B> {
         let gated = mul(gate, linear(&self.up_proj, h));
         add(x, linear(&self.down_proj, gated))
     }
-}
-
-fn rms_norm<B: Backend>(
-    w: &mut WeightLoader<B>,
-    prefix: &str,
-    size: usize,
-    eps: f64,
-) -> Result<RmsNorm<B>> {
-    Ok(RmsNorm {
-        weight: w.param(&format!("{prefix}.weight"), [size])?,
-        eps,
-    })
 }

@@ -8,16 +8,17 @@ use burn::{
 };
 
 use crate::{
-    AttentionBudget, Batch, Checkpoint, Decoder, LlavaNextConfig, ModelError, Projector, Result,
-    VisionTower,
+    AttentionBudget, Batch, Checkpoint, Decoder, LlavaNextConfig, Projector, Result, VisionTower,
     anyres::AnyresBehaviour,
     merge,
+    nn::{ParamSource, RandomInit, check_dtype, normal},
     packing::{ImageLayout, pack_image},
     pooling,
     weights::WeightLoader,
 };
 
-/// Vision tower + projector + decoder, loaded from a HF checkpoint.
+/// Vision tower + projector + decoder, loaded from a HF checkpoint ([`Self::load`]) or built
+/// with random weights ([`LlavaNextConfig::init`]).
 #[derive(Module, Debug)]
 pub struct LlavaNext<B: Backend> {
     vision: VisionTower<B>,
@@ -26,6 +27,60 @@ pub struct LlavaNext<B: Backend> {
     decoder: Decoder<B>,
     #[module(skip)]
     config: LlavaNextConfig,
+}
+
+impl LlavaNextConfig {
+    /// The model with random weights, for tests and training, in the backend's default float
+    /// type (cast with [`Self::init_with_dtype`]).
+    ///
+    /// Weights follow HF's initialisation: normal with std `initializer_range` for linears,
+    /// embeddings and the projector, zero biases, norms of ones (and zero LayerNorm biases);
+    /// CLIP's class embedding has std `hidden^-0.5`, `image_newline` std `1/sqrt(hidden)`. The
+    /// model's parameters have exactly the names and shapes of a loaded one (the decoder's
+    /// table has the config's `vocab_size` rows), so a record of either loads into the other
+    /// with burn's `Module::load_record`. Seed the backend (`B::seed`) for reproducible weights.
+    ///
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use e5v_model::{Batch, LlavaNextConfig, Sequence};
+    ///
+    /// let config = LlavaNextConfig::from_json(
+    ///     r#"{
+    ///         "model_type": "llava_next",
+    ///         "image_token_index": 100,
+    ///         "text_config": {
+    ///             "vocab_size": 100, "hidden_size": 32, "intermediate_size": 64,
+    ///             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2
+    ///         },
+    ///         "vision_config": {
+    ///             "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+    ///             "num_attention_heads": 2, "image_size": 28, "patch_size": 14
+    ///         }
+    ///     }"#,
+    /// )?;
+    /// let model = config.init::<NdArray>(&Default::default());
+    /// let pooled = model.forward(Batch {
+    ///     sequences: vec![Sequence::text(vec![1, 2, 3])],
+    ///     behaviour: Default::default(),
+    /// })?;
+    /// assert_eq!(pooled.dims(), [1, 32]);
+    /// # Ok::<(), e5v_model::ModelError>(())
+    /// ```
+    pub fn init<B: Backend>(&self, device: &B::Device) -> LlavaNext<B> {
+        let Ok(model) = LlavaNext::build(&mut RandomInit::new(device), self.clone());
+        model
+    }
+
+    /// [`Self::init`] with the weights in `dtype`; fails if the backend does not support it
+    /// (the error [`LlavaNext::load`] gives).
+    pub fn init_with_dtype<B: Backend>(
+        &self,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<LlavaNext<B>> {
+        let Ok(model) = LlavaNext::build(&mut RandomInit::with_dtype(device, dtype)?, self.clone());
+        Ok(model)
+    }
 }
 
 impl<B: Backend> LlavaNext<B> {
@@ -47,26 +102,29 @@ impl<B: Backend> LlavaNext<B> {
         device: &B::Device,
         dtype: DType,
     ) -> Result<Self> {
-        if !B::supports_dtype(device, dtype) {
-            return Err(ModelError::Unsupported {
-                field: "dtype",
-                found: format!("{dtype:?} on {}", B::name(device)),
-                supported: "the dtypes of the backend (ndarray: F32; flex, wgpu, cuda: F32, F16, BF16)",
-            });
-        }
+        check_dtype::<B>(device, dtype)?;
         let mut w = WeightLoader::new(checkpoint, device, dtype);
-        let vision = VisionTower::load(&mut w, &config.vision)?;
-        let projector = Projector::load(&mut w, &config.projector)?;
-        let image_newline = w.param("image_newline", [config.text.hidden_size])?;
-        let decoder = Decoder::load(&mut w, &config.text)?;
+        let model = Self::build(&mut w, config)?;
         w.finish(|key| {
-            key.starts_with("lm_head.") || VisionTower::<B>::is_unused_key(key, &config.vision)
+            key.starts_with("lm_head.")
+                || VisionTower::<B>::is_unused_key(key, &model.config.vision)
         })?;
+        Ok(model)
+    }
+
+    /// The one constructor, from a checkpoint or random weights.
+    fn build<S: ParamSource<B>>(source: &mut S, config: LlavaNextConfig) -> Result<Self, S::Error> {
+        let hidden = config.text.hidden_size;
         Ok(Self {
-            vision,
-            projector,
-            image_newline,
-            decoder,
+            vision: VisionTower::build(source, &config.vision)?,
+            projector: Projector::build(source, &config.projector)?,
+            // HF: normal with std 1/sqrt(hidden).
+            image_newline: source.param(
+                "image_newline",
+                [hidden],
+                &normal(1.0 / (hidden as f64).sqrt()),
+            )?,
+            decoder: Decoder::build(source, &config.text)?,
             config,
         })
     }
@@ -106,7 +164,7 @@ impl<B: Backend> LlavaNext<B> {
     /// The vectors are raw (not normalised), one per sequence in order, and do not depend on
     /// what else is in the batch. Inconsistent input (an image token without an image, an id
     /// outside the embedding table, pixels of the wrong shape, an empty batch) is
-    /// [`ModelError::InvalidInput`] naming the sequence.
+    /// [`ModelError::InvalidInput`](crate::ModelError::InvalidInput) naming the sequence.
     ///
     /// # Shapes
     /// - output: `[batch.sequences.len(), text_hidden]`

@@ -3,21 +3,25 @@
 use burn::{
     module::{Module, Param},
     nn::Linear,
-    tensor::{Tensor, backend::Backend},
+    tensor::{DType, Tensor, backend::Backend},
 };
 
 use crate::{
     Result,
     config::VisionConfig,
     cpu,
-    nn::{Activation, AttentionBudget, LayerNorm, MultiHeadAttention, add, linear, linear_act},
-    weights::WeightLoader,
+    nn::{
+        Activation, AttentionBudget, LayerNorm, MultiHeadAttention, ParamSource, RandomInit, add,
+        linear, linear_act, normal,
+    },
 };
 
 /// CLIP ViT: patch + class + position embeddings, `pre_layrnorm`, pre-LN blocks.
 ///
 /// Only the blocks up to the feature layer exist in memory; the rest of the tower and
 /// `post_layernorm` are never loaded.
+///
+/// Loaded with the whole model, or built with random weights by [`VisionConfig::init`].
 #[derive(Module, Debug)]
 pub struct VisionTower<B: Backend> {
     /// The patch convolution (kernel = stride = patch, no bias) as a matrix
@@ -44,28 +48,66 @@ struct VisionBlock<B: Backend> {
     activation: Activation,
 }
 
+impl VisionConfig {
+    /// A vision tower with random weights (for tests and training), in the backend's default
+    /// float type: normal with std `initializer_range` for the patch and position embeddings
+    /// and the linears, std `hidden_size^-0.5` for the class embedding (as CLIP), zero biases,
+    /// LayerNorms of ones and zeros. Like a loaded tower it holds only the `feature_blocks`
+    /// blocks that run, so burn records of the two are interchangeable.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> VisionTower<B> {
+        let Ok(tower) = VisionTower::build(&mut RandomInit::new(device), self);
+        tower
+    }
+
+    /// [`Self::init`] with the weights in `dtype`; fails if the backend does not support it.
+    pub fn init_with_dtype<B: Backend>(
+        &self,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<VisionTower<B>> {
+        let Ok(tower) = VisionTower::build(&mut RandomInit::with_dtype(device, dtype)?, self);
+        Ok(tower)
+    }
+}
+
 impl<B: Backend> VisionTower<B> {
-    pub(crate) fn load(w: &mut WeightLoader<B>, config: &VisionConfig) -> Result<Self> {
+    /// The one constructor, from a checkpoint or random weights.
+    pub(crate) fn build<S: ParamSource<B>>(
+        source: &mut S,
+        config: &VisionConfig,
+    ) -> Result<Self, S::Error> {
         let (hidden, channels, patch) =
             (config.hidden_size, config.num_channels, config.patch_size);
+        let std = config.initializer_range;
         let positions = config.patches_per_crop() + 1;
-        let conv = w.tensor::<4>(
+        let conv = source.tensor::<4>(
             "vision.embeddings.patch_embedding.weight",
             [hidden, channels, patch, patch],
+            &normal(std),
         )?;
         let layers = (0..config.feature_blocks)
-            .map(|i| VisionBlock::load(w, config, &format!("vision.encoder.layers.{i}")))
-            .collect::<Result<_>>()?;
+            .map(|i| VisionBlock::build(source, config, &format!("vision.encoder.layers.{i}")))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             patch_embedding: Param::from_tensor(
                 conv.reshape([hidden, channels * patch * patch]).transpose(),
             ),
-            class_embedding: w.param("vision.embeddings.class_embedding", [hidden])?,
-            position_embedding: w.param(
+            class_embedding: source.param(
+                "vision.embeddings.class_embedding",
+                [hidden],
+                &normal((hidden as f64).powf(-0.5)),
+            )?,
+            position_embedding: source.param(
                 "vision.embeddings.position_embedding.weight",
                 [positions, hidden],
+                &normal(std),
             )?,
-            pre_layrnorm: layer_norm(w, "vision.pre_layrnorm", hidden, config.layer_norm_eps)?,
+            pre_layrnorm: LayerNorm::build(
+                source,
+                "vision.pre_layrnorm",
+                hidden,
+                config.layer_norm_eps,
+            )?,
             layers,
             config: config.clone(),
             attention_budget: AttentionBudget::DEFAULT,
@@ -122,36 +164,42 @@ impl<B: Backend> VisionTower<B> {
 }
 
 impl<B: Backend> VisionBlock<B> {
-    fn load(w: &mut WeightLoader<B>, config: &VisionConfig, prefix: &str) -> Result<Self> {
-        let (hidden, eps) = (config.hidden_size, config.layer_norm_eps);
+    fn build<S: ParamSource<B>>(
+        source: &mut S,
+        config: &VisionConfig,
+        prefix: &str,
+    ) -> Result<Self, S::Error> {
+        let (hidden, inter) = (config.hidden_size, config.intermediate_size);
+        let (eps, std) = (config.layer_norm_eps, config.initializer_range);
         let attn = format!("{prefix}.self_attn");
-        let proj = |w: &mut WeightLoader<B>, name: &str| {
-            w.linear(&format!("{attn}.{name}"), hidden, hidden, true)
-        };
+        let mut linear =
+            |name: String, input, output| source.linear(&name, input, output, true, std);
+        let (q_proj, k_proj, v_proj, o_proj) = (
+            linear(format!("{attn}.q_proj"), hidden, hidden)?,
+            linear(format!("{attn}.k_proj"), hidden, hidden)?,
+            linear(format!("{attn}.v_proj"), hidden, hidden)?,
+            linear(format!("{attn}.out_proj"), hidden, hidden)?,
+        );
+        let (fc1, fc2) = (
+            linear(format!("{prefix}.mlp.fc1"), hidden, inter)?,
+            linear(format!("{prefix}.mlp.fc2"), inter, hidden)?,
+        );
+        let mut norm =
+            |name: &str| LayerNorm::build(source, &format!("{prefix}.{name}"), hidden, eps);
         Ok(Self {
-            layer_norm1: layer_norm(w, &format!("{prefix}.layer_norm1"), hidden, eps)?,
+            layer_norm1: norm("layer_norm1")?,
             self_attn: MultiHeadAttention {
-                q_proj: proj(w, "q_proj")?,
-                k_proj: proj(w, "k_proj")?,
-                v_proj: proj(w, "v_proj")?,
-                o_proj: proj(w, "out_proj")?,
+                q_proj,
+                k_proj,
+                v_proj,
+                o_proj,
                 num_heads: config.num_heads,
                 num_kv_heads: config.num_heads,
                 head_dim: hidden / config.num_heads,
             },
-            layer_norm2: layer_norm(w, &format!("{prefix}.layer_norm2"), hidden, eps)?,
-            fc1: w.linear(
-                &format!("{prefix}.mlp.fc1"),
-                hidden,
-                config.intermediate_size,
-                true,
-            )?,
-            fc2: w.linear(
-                &format!("{prefix}.mlp.fc2"),
-                config.intermediate_size,
-                hidden,
-                true,
-            )?,
+            layer_norm2: norm("layer_norm2")?,
+            fc1,
+            fc2,
             activation: config.activation,
         })
     }
@@ -166,17 +214,4 @@ impl<B: Backend> VisionBlock<B> {
         );
         add(x, linear(&self.fc2, h))
     }
-}
-
-fn layer_norm<B: Backend>(
-    w: &mut WeightLoader<B>,
-    prefix: &str,
-    size: usize,
-    eps: f64,
-) -> Result<LayerNorm<B>> {
-    Ok(LayerNorm {
-        weight: w.param(&format!("{prefix}.weight"), [size])?,
-        bias: w.param(&format!("{prefix}.bias"), [size])?,
-        eps,
-    })
 }

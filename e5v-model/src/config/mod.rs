@@ -46,8 +46,8 @@ pub enum DecoderFamily {
 pub struct DecoderConfig {
     /// Llama or Mistral.
     pub family: DecoderFamily,
-    /// Rows of the token-embedding table according to the config (the loader trusts the
-    /// tensor's shape instead).
+    /// Rows of the token-embedding table according to the config: [`Self::init`] makes a
+    /// table of this size; the loader trusts the tensor's shape instead.
     pub vocab_size: usize,
     /// Model width.
     pub hidden_size: usize,
@@ -71,6 +71,8 @@ pub struct DecoderConfig {
     pub max_position_embeddings: usize,
     /// Mistral's sliding attention window, if any.
     pub sliding_window: Option<usize>,
+    /// Std of the normal random weights of [`Self::init`] (HF `initializer_range`).
+    pub initializer_range: f64,
 }
 
 /// Rotary position embedding (HF `rotate_half` layout).
@@ -122,6 +124,8 @@ pub struct VisionConfig {
     pub activation: Activation,
     /// LayerNorm epsilon.
     pub layer_norm_eps: f64,
+    /// Std of the normal random weights of [`Self::init`] (HF `initializer_range`).
+    pub initializer_range: f64,
 }
 
 impl VisionConfig {
@@ -148,6 +152,9 @@ pub struct ProjectorConfig {
     pub activation: Activation,
     /// Whether the linears have biases.
     pub bias: bool,
+    /// Std of the normal random weights of [`Self::init`]: HF's top-level
+    /// `initializer_range`, else the text model's.
+    pub initializer_range: f64,
 }
 
 impl LlavaNextConfig {
@@ -207,6 +214,10 @@ impl LlavaNextConfig {
                 raw.projector_hidden_act.as_deref().unwrap_or("gelu"),
             )?,
             bias: raw.multimodal_projector_bias.unwrap_or(true),
+            initializer_range: match raw.initializer_range {
+                Some(std) => initializer_range("initializer_range", std)?,
+                None => text.initializer_range,
+            },
         };
         let grid_pinpoints = match raw.image_grid_pinpoints {
             Some(list) => list.into_iter().map(|[h, w]| (h, w)).collect(),
@@ -227,6 +238,9 @@ impl LlavaNextConfig {
         })
     }
 }
+
+/// `initializer_range` of `LlamaConfig`, `MistralConfig` and `CLIPVisionConfig`.
+const DEFAULT_INITIALIZER_RANGE: f64 = 0.02;
 
 fn resolve_text(raw: Option<RawTextConfig>) -> Result<DecoderConfig> {
     let raw = raw.unwrap_or_default();
@@ -300,6 +314,10 @@ fn resolve_text(raw: Option<RawTextConfig>) -> Result<DecoderConfig> {
         rope: resolve_rope(raw.rope_theta, raw.rope_parameters.or(raw.rope_scaling))?,
         max_position_embeddings: raw.max_position_embeddings.unwrap_or(max_pos),
         sliding_window,
+        initializer_range: initializer_range(
+            "text_config.initializer_range",
+            raw.initializer_range.unwrap_or(DEFAULT_INITIALIZER_RANGE),
+        )?,
     })
 }
 
@@ -392,6 +410,10 @@ fn resolve_vision(
             raw.hidden_act.as_deref().unwrap_or("quick_gelu"),
         )?,
         layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5),
+        initializer_range: initializer_range(
+            "vision_config.initializer_range",
+            raw.initializer_range.unwrap_or(DEFAULT_INITIALIZER_RANGE),
+        )?,
     })
 }
 
@@ -414,6 +436,15 @@ fn resolve_feature_layer(value: Option<&Value>, num_layers: usize) -> Result<usi
         )));
     }
     Ok(index as usize)
+}
+
+fn initializer_range(field: &str, std: f64) -> Result<f64> {
+    match std.is_finite() && std >= 0.0 {
+        true => Ok(std),
+        false => Err(ModelError::InvalidConfig(format!(
+            "`{field}` {std} must be a finite non-negative std"
+        ))),
+    }
 }
 
 fn parse_activation(field: &'static str, name: &str) -> Result<Activation> {

@@ -21,6 +21,7 @@ pub(crate) struct RawLlavaNextConfig {
     pub projector_hidden_act: Option<String>,
     pub multimodal_projector_bias: Option<bool>,
     pub image_grid_pinpoints: Option<Vec<[u32; 2]>>,
+    pub initializer_range: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +48,7 @@ pub(crate) struct RawTextConfig {
     pub sliding_window: Option<Value>,
     pub attention_bias: Option<bool>,
     pub mlp_bias: Option<bool>,
+    pub initializer_range: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +76,7 @@ pub(crate) struct RawVisionConfig {
     pub patch_size: Option<usize>,
     pub hidden_act: Option<String>,
     pub layer_norm_eps: Option<f64>,
+    pub initializer_range: Option<f64>,
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)` (serde maps it to `None` otherwise).

@@ -108,6 +108,36 @@ fn mistral_defaults_to_a_4096_window_unless_null() {
     assert_eq!(c.text.sliding_window, None);
 }
 
+#[test]
+fn initializer_ranges_default_to_002_and_the_projector_follows_the_text_model() {
+    let c = LlavaNextConfig::from_json(E5V_4X).expect("valid config");
+    assert_eq!(
+        (
+            c.text.initializer_range,
+            c.vision.initializer_range,
+            c.projector.initializer_range
+        ),
+        (0.02, 0.02, 0.02)
+    );
+    assert_eq!(c.text.vocab_size, 128320);
+    let json = r#"{"model_type": "llava_next", "text_config": {"initializer_range": 0.01},
+        "vision_config": {"initializer_range": 0.03, "image_size": 336, "patch_size": 14}}"#;
+    let c = LlavaNextConfig::from_json(json).expect("valid config");
+    assert_eq!(
+        (
+            c.text.initializer_range,
+            c.vision.initializer_range,
+            c.projector.initializer_range
+        ),
+        (0.01, 0.03, 0.01)
+    );
+    let json = r#"{"model_type": "llava_next", "initializer_range": 0.05}"#;
+    let c = LlavaNextConfig::from_json(json).expect("valid config");
+    assert_eq!(c.projector.initializer_range, 0.05);
+    let e = error_of(r#"{"model_type": "llava_next", "text_config": {"initializer_range": -1}}"#);
+    assert!(e.contains("initializer_range"), "{e}");
+}
+
 fn error_of(json: &str) -> String {
     LlavaNextConfig::from_json(json)
         .expect_err("must be rejected")

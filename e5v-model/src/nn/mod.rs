@@ -3,6 +3,7 @@
 mod activation;
 mod attention;
 mod elementwise;
+mod init;
 mod linear;
 mod norm;
 mod rope;
@@ -11,6 +12,7 @@ pub use activation::Activation;
 pub use attention::AttentionBudget;
 pub(crate) use attention::{AttentionMask, MultiHeadAttention};
 pub(crate) use elementwise::{add, mul};
+pub(crate) use init::{ParamSource, RandomInit, check_dtype, normal};
 pub(crate) use linear::{linear, linear_act};
 pub(crate) use norm::{LayerNorm, RmsNorm};
 pub(crate) use rope::{RopeTables, RotaryEmbedding};

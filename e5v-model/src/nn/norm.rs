@@ -1,10 +1,11 @@
 //! Normalisation layers, computed as transformers computes them.
 
 use burn::{
-    module::{Module, Param},
+    module::{Initializer, Module, Param},
     tensor::{DType, Tensor, backend::Backend},
 };
 
+use super::ParamSource;
 use crate::cpu;
 
 /// RMSNorm as in HF Llama: normalise in f32, cast back, then scale.
@@ -17,6 +18,19 @@ pub(crate) struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
+    /// `{prefix}.weight` of `size` (random: ones).
+    pub fn build<S: ParamSource<B>>(
+        source: &mut S,
+        prefix: &str,
+        size: usize,
+        eps: f64,
+    ) -> Result<Self, S::Error> {
+        Ok(Self {
+            weight: source.param(&format!("{prefix}.weight"), [size], &Initializer::Ones)?,
+            eps,
+        })
+    }
+
     /// # Shapes
     /// - x: `[..., d]` -> `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -40,6 +54,20 @@ pub(crate) struct LayerNorm<B: Backend> {
 }
 
 impl<B: Backend> LayerNorm<B> {
+    /// `{prefix}.weight` and `{prefix}.bias` of `size` (random: ones and zeros).
+    pub fn build<S: ParamSource<B>>(
+        source: &mut S,
+        prefix: &str,
+        size: usize,
+        eps: f64,
+    ) -> Result<Self, S::Error> {
+        Ok(Self {
+            weight: source.param(&format!("{prefix}.weight"), [size], &Initializer::Ones)?,
+            bias: source.param(&format!("{prefix}.bias"), [size], &Initializer::Zeros)?,
+            eps,
+        })
+    }
+
     /// # Shapes
     /// - x: `[..., d]` -> `[..., d]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {

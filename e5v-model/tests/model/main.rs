@@ -2,6 +2,7 @@
 //! (`fixtures/`, made by `fixtures/generate.py`).
 
 mod fixtures;
+mod init;
 mod loader;
 mod parity;
 mod variants;
