@@ -4,7 +4,7 @@
 //! cargo run --release --example embed -- --model DIR|ORG/NAME --input IN.jsonl --output OUT.jsonl \
 //!     [--backend flex|ndarray|wgpu|cuda] [--dtype f32|f16|bf16] [--batch-size N] \
 //!     [--max-batch-tokens N] [--max-batch-crops N] \
-//!     [--anyres transformers|transformers-4.41] [--no-normalize] [--offline]
+//!     [--image-pipeline transformers|transformers-4.41] [--no-normalize] [--offline]
 //! ```
 //! Input lines: `{"text": ...}`, `{"image": PATH}`, `{"image": PATH, "text": ...}` (composed,
 //! CIRR query prompt), each optionally with `"prompt": RAW` (a complete raw prompt with
@@ -14,7 +14,6 @@
 //! the run with its line number, and no output file is written.
 
 use std::{
-    error::Error as _,
     io::{BufWriter, Write},
     path::{Path, PathBuf},
     process::ExitCode,
@@ -23,7 +22,7 @@ use std::{
 
 use burn::tensor::backend::Backend;
 use clap::Parser;
-use e5v::{AnyresBehaviour, BackendName, Embedder, EmbedderOptions, Input, Precision, hub::Hub};
+use e5v::{BackendName, Embedder, EmbedderOptions, ImagePipeline, Input, Precision, hub::Hub};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
@@ -60,8 +59,8 @@ struct Args {
     #[arg(long)]
     max_batch_crops: Option<usize>,
     /// Image behaviour: transformers (current) or transformers-4.41 (the paper's numbers).
-    #[arg(long, default_value_t = AnyresBehaviour::Transformers)]
-    anyres: AnyresBehaviour,
+    #[arg(long, default_value_t = ImagePipeline::Transformers)]
+    image_pipeline: ImagePipeline,
     /// Keep the raw (unnormalised) vectors.
     #[arg(long)]
     no_normalize: bool,
@@ -87,26 +86,27 @@ fn run(args: &Args) -> Result<usize, String> {
         .with_batch_size(args.batch_size)
         .with_normalize(!args.no_normalize)
         .with_precision(args.dtype)
-        .with_anyres(args.anyres);
+        .with_image_pipeline(args.image_pipeline);
     options.max_batch_tokens = args.max_batch_tokens;
     options.max_batch_crops = args.max_batch_crops;
     match args.backend {
-        BackendName::Flex => embed::<e5v::Flex>(args, options, &inputs, &lines),
+        BackendName::Flex => embed::<e5v::Flex>(args, options, inputs, &lines),
         #[cfg(feature = "ndarray")]
-        BackendName::NdArray => embed::<e5v::NdArray>(args, options, &inputs, &lines),
+        BackendName::NdArray => embed::<e5v::NdArray>(args, options, inputs, &lines),
         #[cfg(feature = "wgpu")]
-        BackendName::Wgpu => embed::<e5v::Wgpu>(args, options, &inputs, &lines),
+        BackendName::Wgpu => embed::<e5v::Wgpu>(args, options, inputs, &lines),
         #[cfg(feature = "cuda")]
-        BackendName::Cuda => embed::<e5v::Cuda>(args, options, &inputs, &lines),
+        BackendName::Cuda => embed::<e5v::Cuda>(args, options, inputs, &lines),
         other => Err(other.not_compiled().to_string()),
     }
 }
 
-/// Embeds in chunks (for progress), then writes all lines through a temporary file.
+/// Streams the inputs through the embedder a chunk at a time, writing each vector as it comes
+/// to a temporary file that replaces the output only once every input has succeeded.
 fn embed<B: Backend>(
     args: &Args,
     options: EmbedderOptions,
-    inputs: &[Input],
+    inputs: Vec<Input>,
     lines: &[usize],
 ) -> Result<usize, String> {
     let mut hub = hub_with_progress_bar();
@@ -124,27 +124,44 @@ fn embed<B: Backend>(
         dir.display(),
         start.elapsed().as_secs_f64()
     );
-    let start = Instant::now();
-    let chunk = args.batch_size.max(1) * 4;
-    let mut out = Vec::with_capacity(inputs.len());
-    for (c, inputs) in inputs.chunks(chunk).enumerate() {
-        let embeddings = embedder.embed(inputs).map_err(|e| match e.input_index() {
-            Some(i) => format!(
-                "line {}: {}",
-                lines[c * chunk + i],
-                e.source().map_or_else(|| chain(&e), chain)
-            ),
-            None => chain(&e),
-        })?;
-        for (i, row) in embeddings.rows().enumerate() {
-            let info = embeddings.info(i).ok_or("missing row info")?;
-            out.push(json!({"embedding": row, "seq_len": info.seq_len, "image_tokens": info.image_tokens}));
+    let stream = embedder.embed_iter(inputs).with_progress(|p| {
+        let total = p.total.unwrap_or(p.done);
+        let eta = (total - p.done) as f64 / p.inputs_per_second().max(1e-9);
+        eprint!(
+            "\r{}/{total} inputs, {:.1}/s, {:.0} tokens/s, ETA {eta:.0} s   ",
+            p.done,
+            p.inputs_per_second(),
+            p.tokens_per_second()
+        );
+    });
+    let count = write_jsonl(&args.output, |out| {
+        let mut count = 0;
+        for chunk in stream {
+            let embeddings = chunk.map_err(|e| match e.input_index() {
+                // "input 3: cannot read x.png: ..." becomes "line 7: cannot read x.png: ...".
+                Some(i) => {
+                    let message = chain(&e);
+                    let prefix = format!("input {i}: ");
+                    format!(
+                        "line {}: {}",
+                        lines.get(i).copied().unwrap_or_default(),
+                        message.strip_prefix(&prefix).unwrap_or(&message)
+                    )
+                }
+                None => chain(&e),
+            })?;
+            for (i, row) in embeddings.rows().enumerate() {
+                let info = embeddings.info(i).ok_or("missing row info")?;
+                let line = json!({"embedding": row, "seq_len": info.seq_len, "image_tokens": info.image_tokens});
+                serde_json::to_writer(&mut *out, &line).map_err(|e| e.to_string())?;
+                out.write_all(b"\n").map_err(|e| e.to_string())?;
+                count += 1;
+            }
         }
-        progress(out.len(), lines.len(), start);
-    }
+        Ok(count)
+    });
     eprintln!();
-    write_jsonl(&args.output, &out)?;
-    Ok(out.len())
+    count
 }
 
 /// Parses the input file: the inputs and the line number of each.
@@ -193,21 +210,26 @@ fn parse_line(line: &str, base: &Path) -> Result<Input, String> {
     })
 }
 
-fn write_jsonl(path: &Path, rows: &[Value]) -> Result<(), String> {
+/// Runs `write` on a temporary file next to `path` and renames it into place if it succeeds;
+/// on any failure the temporary file is removed and `path` is left as it was.
+fn write_jsonl<T>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<T, String>,
+) -> Result<T, String> {
     let tmp = path.with_extension("jsonl.partial");
-    let write = || -> std::io::Result<()> {
-        let mut file = BufWriter::new(std::fs::File::create(&tmp)?);
-        for row in rows {
-            serde_json::to_writer(&mut file, row)?;
-            file.write_all(b"\n")?;
-        }
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let result = std::fs::File::create(&tmp).map_err(io).and_then(|file| {
+        let mut out = BufWriter::new(file);
+        let value = write(&mut out)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(value)
+    });
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        format!("{}: {e}", path.display())
-    })
+    }
+    result
 }
 
 /// The Hub client of the environment, drawing the model download's progress on stderr.
@@ -239,11 +261,4 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
-}
-
-fn progress(done: usize, total: usize, start: Instant) {
-    let elapsed = start.elapsed().as_secs_f64();
-    let rate = done as f64 / elapsed.max(1e-9);
-    let eta = (total - done) as f64 / rate.max(1e-9);
-    eprint!("\r{done}/{total} inputs, {rate:.1}/s, ETA {eta:.0} s   ");
 }

@@ -4,10 +4,10 @@ use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use e5v_model::{Batch, DecoderFamily, ImageCrops, LlavaNext, Sequence};
-use e5v_prompt::{ChatTemplate, Modality};
+use e5v_prompt::ChatTemplate;
 
 use crate::{
-    EmbedderOptions, Embeddings, Error, Input, Result,
+    EmbedIter, EmbedderOptions, Embeddings, Error, Input, Prompts, Result,
     batching::{BatchLimits, InputSize, batches},
     device::DeviceLimits,
     embeddings::{InputInfo, normalize},
@@ -56,19 +56,6 @@ impl<B: Backend> Embedder<B> {
         ] {
             if value == Some(0) {
                 return Err(Error::InvalidArgument(format!("{name} must be at least 1")));
-            }
-        }
-        for (template, modality) in [
-            (&options.text_template, Modality::Text),
-            (&options.image_template, Modality::Image),
-            (&options.composed_template, Modality::Composed),
-        ] {
-            if template.modality() != modality {
-                return Err(Error::InvalidArgument(format!(
-                    "the {modality} template option holds a {} template: {:?}",
-                    template.modality(),
-                    template.as_str()
-                )));
             }
         }
         let dtype = options.precision.dtype();
@@ -138,6 +125,7 @@ impl<B: Backend> Embedder<B> {
     /// # Ok::<(), e5v_core::Error>(())
     /// ```
     #[cfg(feature = "hub")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
     pub fn from_pretrained(
         model: &str,
         options: EmbedderOptions,
@@ -167,18 +155,72 @@ impl<B: Backend> Embedder<B> {
         self.model.config().text.max_position_embeddings
     }
 
-    /// Embeds inputs, one vector each, in input order. Inputs of similar length are batched
-    /// together, within [`EmbedderOptions::batch_size`], the token budget and the crop
-    /// budget; the result does not depend on the batching.
+    /// Embeds inputs, one vector each, in input order, with the prompts of the options.
+    /// Inputs of similar length are batched together, within
+    /// [`EmbedderOptions::batch_size`], the token budget and the crop budget; the result does not
+    /// depend on the batching.
     ///
-    /// An input whose batch would not fit the device (see [`Error::DeviceLimit`]) fails the
-    /// call before anything is computed wrong.
+    /// Every input is read and tokenised before the first batch runs, so a bad input fails the
+    /// call before any work; an input whose batch would not fit the device (see
+    /// [`Error::DeviceLimit`]) fails it before anything is computed wrong. For more inputs than
+    /// fit in memory at once (a gallery of a million images), use [`Self::embed_iter`].
     pub fn embed(&self, inputs: &[Input]) -> Result<Embeddings> {
-        let context = self.prepare_context();
+        self.embed_with(inputs, &self.options.prompts)
+    }
+
+    /// [`Self::embed`] with other prompts for this call (e.g. the STS prompt for a similarity
+    /// task), on the same loaded model.
+    ///
+    /// ```no_run
+    /// use e5v_core::{EmbedderOptions, FlexEmbedder, Input, Preset, Prompts};
+    ///
+    /// let embedder = FlexEmbedder::new("e5-v", EmbedderOptions::default(), &Default::default())?;
+    /// let sts = Prompts::new().with(Preset::Sts);
+    /// let pair = embedder.embed_with(&[Input::text("A man is playing a guitar."), Input::text("A man plays guitar.")], &sts)?;
+    /// # Ok::<(), e5v_core::Error>(())
+    /// ```
+    pub fn embed_with(&self, inputs: &[Input], prompts: &Prompts) -> Result<Embeddings> {
+        self.embed_numbered(0, inputs, prompts, &mut |_, _| {})
+    }
+
+    /// Embeds a stream of inputs a chunk at a time (images read and decoded only when their
+    /// chunk comes), yielding each chunk's vectors in input order: memory stays bounded
+    /// whatever the number of inputs. See [`EmbedIter`] for the prompts, the chunk size and a
+    /// progress callback.
+    ///
+    /// ```no_run
+    /// use e5v_core::{EmbedderOptions, FlexEmbedder, Input};
+    ///
+    /// let embedder = FlexEmbedder::new("e5-v", EmbedderOptions::default(), &Default::default())?;
+    /// let paths = std::fs::read_dir("gallery")?.map(|entry| entry.map(|e| e.path()));
+    /// let inputs = paths.filter_map(|path| path.ok()).map(Input::image);
+    /// for chunk in embedder.embed_iter(inputs).with_progress(|p| eprintln!("{} done", p.done)) {
+    ///     let chunk = chunk?;
+    ///     // store chunk.rows() ...
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn embed_iter<I: IntoIterator<Item = Input>>(
+        &self,
+        inputs: I,
+    ) -> EmbedIter<'_, B, I::IntoIter> {
+        EmbedIter::new(self, inputs.into_iter())
+    }
+
+    /// Embeds `inputs`, numbered from `first` (errors name an input by that number), calling
+    /// `on_batch(inputs, tokens)` after every batch.
+    pub(crate) fn embed_numbered(
+        &self,
+        first: usize,
+        inputs: &[Input],
+        prompts: &Prompts,
+        on_batch: &mut dyn FnMut(usize, usize),
+    ) -> Result<Embeddings> {
+        let context = self.prepare_context(prompts);
         let mut prepared = inputs
             .iter()
             .enumerate()
-            .map(|(index, input)| context.prepare(index, input))
+            .map(|(offset, input)| context.prepare(first + offset, input))
             .collect::<Result<Vec<_>>>()?;
         // Length-sorted batches waste little on padding (a text next to an image would be
         // padded to thousands of tokens).
@@ -197,9 +239,11 @@ impl<B: Backend> Embedder<B> {
             let batch = &prepared[range];
             let vectors = self.run(batch)?;
             for (item, vector) in batch.iter().zip(vectors.chunks_exact(dim)) {
-                rows[item.index * dim..(item.index + 1) * dim].copy_from_slice(vector);
-                info[item.index] = InputInfo::new(item.seq_len(), item.image_tokens);
+                let row = item.index - first;
+                rows[row * dim..(row + 1) * dim].copy_from_slice(vector);
+                info[row] = InputInfo::new(item.seq_len(), item.image_tokens);
             }
+            on_batch(batch.len(), batch.iter().map(PreparedInput::seq_len).sum());
         }
         if self.options.normalize {
             rows.chunks_exact_mut(dim.max(1)).for_each(normalize);
@@ -225,24 +269,25 @@ impl<B: Backend> Embedder<B> {
     /// The token ids the model will see for an input, with the image slot as one image
     /// token (which the image features replace), as the transformers processor produces them.
     pub fn token_ids(&self, input: &Input) -> Result<Vec<u32>> {
-        Ok(self.prepare_context().prepare(0, input)?.ids)
+        Ok(self
+            .prepare_context(&self.options.prompts)
+            .prepare(0, input)?
+            .ids)
     }
 
-    fn prepare_context(&self) -> PrepareContext<'_> {
+    fn prepare_context<'a>(&'a self, prompts: &'a Prompts) -> PrepareContext<'a> {
         let config = self.model.config();
         PrepareContext {
             tokenizer: &self.tokenizer,
             chat: self.chat,
-            text_template: &self.options.text_template,
-            image_template: &self.options.image_template,
-            composed_template: &self.options.composed_template,
+            prompts,
             truncation: self.options.truncation,
             max_positions: config.text.max_position_embeddings,
             vocab_size: self.model.decoder().vocab_size(),
             pinpoints: &config.grid_pinpoints,
             crop_size: config.vision.image_size as u32,
             patches_per_side: config.vision.patches_per_side(),
-            behaviour: self.options.anyres,
+            image_pipeline: self.options.image_pipeline,
         }
     }
 
@@ -291,7 +336,7 @@ impl<B: Backend> Embedder<B> {
             .collect::<Result<_>>()?;
         let pooled = self.model.forward(Batch {
             sequences,
-            behaviour: self.options.anyres,
+            image_pipeline: self.options.image_pipeline,
         })?;
         pooled
             .into_data()
@@ -304,7 +349,7 @@ impl<B: Backend> Embedder<B> {
     fn image_crops(&self, index: usize, bytes: &[u8]) -> Result<ImageCrops<B>> {
         let image_error = |source| Error::Image { index, source };
         let decoded = image::decode(bytes, &self.options.decode_limits).map_err(image_error)?;
-        let pre = image::preprocess(&decoded, &self.image_config, self.options.anyres)
+        let pre = image::preprocess(&decoded, &self.image_config, self.options.image_pipeline)
             .map_err(image_error)?;
         let side = self.model.config().vision.image_size;
         let pixels = Tensor::<B, 4>::from_data(

@@ -29,10 +29,11 @@
 //! AVX-512/AVX2 kernels) or `ndarray` for the CPU, `wgpu`, `cuda`. [`Embedder`] is generic over
 //! the backend; the aliases ([`FlexEmbedder`], ...) name the concrete ones.
 //!
-//! # Image behaviour
-//! transformers changed its LLaVA-NeXT image handling in 4.44; the paper's numbers were made
-//! with 4.41.2. [`AnyresBehaviour::Transformers`] (default) reproduces current transformers,
-//! [`AnyresBehaviour::Transformers441`] the paper.
+//! # Image pipeline
+//! transformers changed its LLaVA-NeXT image handling in 4.44 (and Pillow its resize pass order
+//! in 12.2); the paper's numbers were made with transformers 4.41.2. [`ImagePipeline`] picks the
+//! stack to reproduce bit for bit: [`ImagePipeline::Transformers`] (default) is current
+//! transformers, [`ImagePipeline::Transformers441`] the paper's.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -49,11 +50,13 @@ pub mod image;
 mod input;
 mod options;
 mod prepare;
+mod prompts;
+mod stream;
 mod tokenize;
 
 #[allow(unused_imports)]
 pub use backend::*;
-pub use e5v_model::{AnyresBehaviour, UnknownName};
+pub use e5v_model::{ImagePipeline, UnknownName};
 // Template's methods return Modality, Prompt and Segment: users name them through this crate.
 pub use e5v_prompt::{
     ChatTemplate, FashionCategory, Modality, Preset, Prompt, PromptError, Segment, Template,
@@ -64,3 +67,5 @@ pub use error::{Error, Result};
 pub use image::{DecodeLimits, ImageError};
 pub use input::{ImageSource, Input};
 pub use options::{EmbedderOptions, Precision, Truncation};
+pub use prompts::Prompts;
+pub use stream::{EmbedIter, EmbedProgress};

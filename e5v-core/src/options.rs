@@ -1,9 +1,9 @@
 //! Typed options of an [`Embedder`](crate::Embedder).
 
-use e5v_model::AnyresBehaviour;
-use e5v_prompt::{ChatTemplate, Preset, Template};
+use e5v_model::ImagePipeline;
+use e5v_prompt::{ChatTemplate, Template};
 
-use crate::image::DecodeLimits;
+use crate::{Prompts, image::DecodeLimits};
 
 /// The floating-point type the weights and activations are held in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -92,19 +92,16 @@ pub struct EmbedderOptions {
     /// Most image crops in one batch (they go through the vision tower together); `None`
     /// picks the backend's default (32, fewer where a device buffer could not hold them).
     pub max_batch_crops: Option<usize>,
-    /// Which transformers image behaviour to reproduce (the default is the fixed one; the
-    /// paper's numbers used [`AnyresBehaviour::Transformers441`]).
-    pub anyres: AnyresBehaviour,
+    /// Which reference image pipeline to reproduce (the default is current transformers; the
+    /// paper's numbers used [`ImagePipeline::Transformers441`]).
+    pub image_pipeline: ImagePipeline,
     /// L2-normalise the vectors (so that similarity is a dot product).
     pub normalize: bool,
     /// The chat wrapper; `None` picks it from the model (llama -> Llama-3, mistral -> Mistral).
     pub chat_template: Option<ChatTemplate>,
-    /// Inner prompt for text inputs.
-    pub text_template: Template,
-    /// Inner prompt for image inputs.
-    pub image_template: Template,
-    /// Inner prompt for image + text (composed) inputs.
-    pub composed_template: Template,
+    /// The inner prompt of each modality (the paper's retrieval prompts by default); a call
+    /// can use others ([`Embedder::embed_with`](crate::Embedder::embed_with)).
+    pub prompts: Prompts,
     /// Policy for prompts longer than the model's context.
     pub truncation: Truncation,
     /// Limits applied when decoding images, checked before allocating.
@@ -118,12 +115,10 @@ impl Default for EmbedderOptions {
             batch_size: 8,
             max_batch_tokens: None,
             max_batch_crops: None,
-            anyres: AnyresBehaviour::default(),
+            image_pipeline: ImagePipeline::default(),
             normalize: true,
             chat_template: None,
-            text_template: Preset::Text.template(),
-            image_template: Preset::Image.template(),
-            composed_template: Preset::CirrQuery.template(),
+            prompts: Prompts::default(),
             truncation: Truncation::default(),
             decode_limits: DecodeLimits::default(),
         }
@@ -131,7 +126,7 @@ impl Default for EmbedderOptions {
 }
 
 impl EmbedderOptions {
-    /// The defaults: f32, batches of 8, the fixed image behaviour, normalised vectors, the
+    /// The defaults: f32, batches of 8, current transformers' image pipeline, normalised vectors, the
     /// paper's retrieval prompts.
     pub fn new() -> Self {
         Self::default()
@@ -161,9 +156,9 @@ impl EmbedderOptions {
         self
     }
 
-    /// Sets [`Self::anyres`].
-    pub fn with_anyres(mut self, anyres: AnyresBehaviour) -> Self {
-        self.anyres = anyres;
+    /// Sets [`Self::image_pipeline`].
+    pub fn with_image_pipeline(mut self, pipeline: ImagePipeline) -> Self {
+        self.image_pipeline = pipeline;
         self
     }
 
@@ -179,21 +174,16 @@ impl EmbedderOptions {
         self
     }
 
-    /// Sets [`Self::text_template`].
-    pub fn with_text_template(mut self, template: Template) -> Self {
-        self.text_template = template;
+    /// Sets [`Self::prompts`].
+    pub fn with_prompts(mut self, prompts: Prompts) -> Self {
+        self.prompts = prompts;
         self
     }
 
-    /// Sets [`Self::image_template`].
-    pub fn with_image_template(mut self, template: Template) -> Self {
-        self.image_template = template;
-        self
-    }
-
-    /// Sets [`Self::composed_template`].
-    pub fn with_composed_template(mut self, template: Template) -> Self {
-        self.composed_template = template;
+    /// Replaces the prompt of `template`'s modality in [`Self::prompts`]:
+    /// `.with_template(Preset::Sts)` embeds texts with the STS prompt.
+    pub fn with_template(mut self, template: impl Into<Template>) -> Self {
+        self.prompts.set(template.into());
         self
     }
 

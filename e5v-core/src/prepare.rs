@@ -2,11 +2,11 @@
 
 use std::io::Cursor;
 
-use e5v_model::anyres;
+use e5v_model::{ImagePipeline, anyres};
 use e5v_prompt::{ChatTemplate, Modality, Prompt, Template};
 
 use crate::{
-    Error, Input, Result, Truncation, image::ImageError, input::ImageSource,
+    Error, Input, Prompts, Result, Truncation, image::ImageError, input::ImageSource,
     tokenize::PromptTokenizer,
 };
 
@@ -39,9 +39,7 @@ impl PreparedInput {
 pub(crate) struct PrepareContext<'a> {
     pub tokenizer: &'a PromptTokenizer,
     pub chat: ChatTemplate,
-    pub text_template: &'a Template,
-    pub image_template: &'a Template,
-    pub composed_template: &'a Template,
+    pub prompts: &'a Prompts,
     pub truncation: Truncation,
     pub max_positions: usize,
     /// Rows of the embedding table: every id but the image token must index it.
@@ -49,7 +47,7 @@ pub(crate) struct PrepareContext<'a> {
     pub pinpoints: &'a [(u32, u32)],
     pub crop_size: u32,
     pub patches_per_side: usize,
-    pub behaviour: anyres::AnyresBehaviour,
+    pub image_pipeline: ImagePipeline,
 }
 
 impl PrepareContext<'_> {
@@ -57,11 +55,17 @@ impl PrepareContext<'_> {
     pub fn prepare(&self, index: usize, input: &Input) -> Result<PreparedInput> {
         let custom;
         let (template, chat, text) = match input {
-            Input::Text(text) => (self.text_template, self.chat, Some(text.as_str())),
-            Input::Image(_) => (self.image_template, self.chat, None),
-            Input::Composed { text, .. } => {
-                (self.composed_template, self.chat, Some(text.as_str()))
-            }
+            Input::Text(text) => (
+                self.prompts.get(Modality::Text),
+                self.chat,
+                Some(text.as_str()),
+            ),
+            Input::Image(_) => (self.prompts.get(Modality::Image), self.chat, None),
+            Input::Composed { text, .. } => (
+                self.prompts.get(Modality::Composed),
+                self.chat,
+                Some(text.as_str()),
+            ),
             Input::Custom {
                 prompt,
                 image,
@@ -93,12 +97,12 @@ impl PrepareContext<'_> {
                 self.pinpoints,
                 self.crop_size,
                 self.patches_per_side,
-                self.behaviour,
+                self.image_pipeline,
             )
         });
         let crops = image.as_ref().map_or(0, |(_, size)| {
             let (rows, cols) =
-                anyres::grid_shape(*size, self.pinpoints, self.crop_size, self.behaviour);
+                anyres::grid_shape(*size, self.pinpoints, self.crop_size, self.image_pipeline);
             1 + rows * cols
         });
         let render = |text: Option<&str>| -> Result<Vec<u32>> {

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use e5v_core::{AnyresBehaviour, BackendName, Precision};
+use e5v_core::{BackendName, ImagePipeline, Precision};
 use e5v_eval::datasets::{CirrSplit, bundled_mini_dir};
 use e5v_eval::metrics::ScoreOptions;
 use e5v_eval::runner::{EvalTask, ModelOptions, RunConfig};
@@ -112,8 +112,8 @@ pub struct Common {
     #[arg(long)]
     pub max_batch_tokens: Option<usize>,
     /// Image behaviour: transformers-4.41 (the paper's numbers) or transformers (current).
-    #[arg(long, default_value_t = AnyresBehaviour::Transformers441)]
-    pub anyres: AnyresBehaviour,
+    #[arg(long, default_value_t = ImagePipeline::Transformers441)]
+    pub image_pipeline: ImagePipeline,
     /// Embedding cache folder.
     #[arg(long, default_value = ".e5v-eval-cache")]
     pub cache: PathBuf,
@@ -207,7 +207,7 @@ impl Cli {
         let mut model = ModelOptions::new()
             .with_batch_size(common.batch_size)
             .with_precision(common.dtype)
-            .with_anyres(common.anyres);
+            .with_image_pipeline(common.image_pipeline);
         if let Some(tokens) = common.max_batch_tokens {
             model = model.with_max_batch_tokens(tokens);
         }
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(p.task, EvalTask::Flickr30k);
         assert_eq!(p.config.limit, Some(3));
         assert_eq!(p.config.cache_dir, None);
-        assert_eq!(p.model.anyres, AnyresBehaviour::Transformers441);
+        assert_eq!(p.model.image_pipeline, ImagePipeline::Transformers441);
         let p = plan(&[
             "e5v-eval",
             "cirr",
@@ -254,7 +254,7 @@ mod tests {
             "d",
             "--split",
             "test1",
-            "--anyres",
+            "--image-pipeline",
             "transformers",
             "--dtype",
             "bf16",
@@ -262,7 +262,7 @@ mod tests {
             "2",
         ]);
         assert_eq!(p.task, EvalTask::Cirr(CirrSplit::Test1));
-        assert_eq!(p.model.anyres, AnyresBehaviour::Transformers);
+        assert_eq!(p.model.image_pipeline, ImagePipeline::Transformers);
         assert_eq!(p.model.precision, Precision::Bf16);
         assert_eq!(p.model.batch_size, 2);
         assert_eq!(p.config.cache_dir, Some(PathBuf::from(".e5v-eval-cache")));

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p e5v-eval -- <task> --model DIR|ORG/NAME --data DIR [--backend ndarray|flex|wgpu|cuda]
-//!     [--dtype f32|f16|bf16] [--batch-size N] [--max-batch-tokens N] [--anyres transformers|transformers-4.41]
+//!     [--dtype f32|f16|bf16] [--batch-size N] [--max-batch-tokens N] [--image-pipeline transformers|transformers-4.41]
 //!     [--cache DIR | --no-cache] [--output report.json] [--limit N] [--threads N] [--quiet]
 //! ```
 //! The results table goes to stdout, progress and errors to stderr.

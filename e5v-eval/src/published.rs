@@ -1,7 +1,7 @@
 //! The paper's published numbers, as data.
 //!
-//! Only the numbers stated in the project's reference notes (E5V-REFERENCE.md, section 6) are
-//! here: E5-V and CLIP ViT-L on Flickr30K and COCO. Every other cell (R@10, the image-image
+//! Only the numbers stated in docs/METHOD.md (section "Evaluation protocols and published
+//! numbers") are here: E5-V and CLIP ViT-L on Flickr30K and COCO. Every other cell (R@10, the image-image
 //! variants, CIRR, FashionIQ, STS) is `None` from [`published`]: the notes do not state them,
 //! and numbers are not filled in from memory. CIRR is only given relative to iSEARLE-XL
 //! ([`published_note`]).

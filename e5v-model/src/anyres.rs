@@ -5,55 +5,17 @@
 //! the model's feature packing (how to lay the crop features out). Sizes are `(height, width)`
 //! everywhere. Every formula reproduces transformers' Python in f64, in the same operation order.
 //!
-//! Two behaviours exist ([`AnyresBehaviour`]):
-//! - [`AnyresBehaviour::Transformers`] (transformers >= 4.44): the grid of crops is laid out as
+//! The two reference pipelines ([`ImagePipeline`]) differ here:
+//! - [`ImagePipeline::Transformers`] (transformers >= 4.44): the grid of crops is laid out as
 //!   cut, `(pinpoint_h / crop, pinpoint_w / crop)`, and unpadding rounds with `int(round(x, 7))`.
-//! - [`AnyresBehaviour::Transformers441`] (transformers 4.41.2, which produced the E5-V paper's
+//! - [`ImagePipeline::Transformers441`] (transformers 4.41.2, which produced the E5-V paper's
 //!   numbers): `get_anyres_image_grid_shape` returns `(h / crop, w / crop)` but the caller unpacks it
 //!   as `(width, height)`, so the crop features are viewed as a `(w / crop) x (h / crop)` grid
 //!   (transposed for 1x2, 2x1, 1x3 and 3x1 grids), and unpadding truncates with `int(x)`.
 
 use std::ops::Range;
 
-/// Which transformers behaviour the image pipeline reproduces.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AnyresBehaviour {
-    /// transformers >= 4.44 (fixed grid/unpad/padding), paired with Pillow >= 13. Default.
-    #[default]
-    Transformers,
-    /// transformers 4.41.2, which produced the E5-V paper's numbers, paired with Pillow <= 12:
-    /// transposed non-square grids, truncating unpad, symmetric odd padding, alpha dropped.
-    Transformers441,
-}
-
-impl AnyresBehaviour {
-    /// Every behaviour, the default first.
-    pub const ALL: [Self; 2] = [Self::Transformers, Self::Transformers441];
-    const NAMES: &[&str] = &["transformers", "transformers-4.41"];
-
-    /// `transformers` or `transformers-4.41`: the name command lines and reports use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Transformers => "transformers",
-            Self::Transformers441 => "transformers-4.41",
-        }
-    }
-}
-
-impl std::fmt::Display for AnyresBehaviour {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for AnyresBehaviour {
-    type Err = crate::UnknownName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::UnknownName::parse("image behaviour", s, &Self::ALL, Self::name, Self::NAMES)
-    }
-}
+use crate::ImagePipeline;
 
 /// `LlavaNextImageProcessor`'s default grid pinpoints, `(height, width)`: used when a config
 /// has no `image_grid_pinpoints`.
@@ -142,8 +104,8 @@ fn ceil_to_u32(x: f64) -> u32 {
 /// Grid `(rows, cols)` of crops for an image, in the shape the model uses to lay out the crop
 /// features (the grid crops follow the base crop, row-major, in `pixel_values`).
 ///
-/// With `(H, W)` the best pinpoint: [`AnyresBehaviour::Transformers`] gives `(H / crop, W / crop)`,
-/// the grid as it was cut. [`AnyresBehaviour::Transformers441`] gives `(W / crop, H / crop)`: 4.41.2
+/// With `(H, W)` the best pinpoint: [`ImagePipeline::Transformers`] gives `(H / crop, W / crop)`,
+/// the grid as it was cut. [`ImagePipeline::Transformers441`] gives `(W / crop, H / crop)`: 4.41.2
 /// unpacks `get_anyres_image_grid_shape`'s `(H / crop, W / crop)` as `(num_patch_width,
 /// num_patch_height)` and then calls `view(num_patch_height, num_patch_width, ...)`, so the crops,
 /// still in the order they were cut, are laid out in a transposed grid. Both agree for square
@@ -155,13 +117,13 @@ pub fn grid_shape(
     image: (u32, u32),
     pinpoints: &[(u32, u32)],
     crop: u32,
-    behaviour: AnyresBehaviour,
+    behaviour: ImagePipeline,
 ) -> (usize, usize) {
     let (ph, pw) = select_best_resolution(image, pinpoints);
     let rows = ph.checked_div(crop).unwrap_or(0) as usize;
     let cols = pw.checked_div(crop).unwrap_or(0) as usize;
     match behaviour {
-        AnyresBehaviour::Transformers441 => (cols, rows),
+        ImagePipeline::Transformers441 => (cols, rows),
         _ => (rows, cols),
     }
 }
@@ -177,7 +139,7 @@ pub fn grid_shape(
 pub fn unpad_region(
     image: (u32, u32),
     map: (usize, usize),
-    behaviour: AnyresBehaviour,
+    behaviour: ImagePipeline,
 ) -> (Range<usize>, Range<usize>) {
     let (h, w) = (f64::from(image.0), f64::from(image.1));
     let (fh, fw) = map;
@@ -197,13 +159,13 @@ pub fn unpad_region(
 /// `round(x, 7)` reaches the next integer exactly when the fractional part is at least
 /// 0.99999995; that decimal lies strictly between two doubles, the lower being
 /// `0.99999995_f64`, so the test on the (exactly computed) fractional part is `> 0.99999995_f64`.
-fn to_int(x: f64, behaviour: AnyresBehaviour) -> i64 {
+fn to_int(x: f64, behaviour: ImagePipeline) -> i64 {
     if !x.is_finite() {
         return 0;
     }
     let floor = x.floor();
     let round_up = match behaviour {
-        AnyresBehaviour::Transformers441 => false,
+        ImagePipeline::Transformers441 => false,
         _ => x - floor > 0.999_999_95_f64,
     };
     floor as i64 + i64::from(round_up)
@@ -228,7 +190,7 @@ pub fn image_token_count(
     pinpoints: &[(u32, u32)],
     crop: u32,
     tokens_per_side: usize,
-    behaviour: AnyresBehaviour,
+    behaviour: ImagePipeline,
 ) -> usize {
     let (rows, cols) = grid_shape(image, pinpoints, crop, behaviour);
     let map = (rows * tokens_per_side, cols * tokens_per_side);
@@ -242,7 +204,10 @@ mod tests {
 
     #[test]
     fn pinpoints_are_checked_in_one_place() {
-        assert_eq!(check_pinpoints(&DEFAULT_PINPOINTS, Some((336, 336))), Ok(()));
+        assert_eq!(
+            check_pinpoints(&DEFAULT_PINPOINTS, Some((336, 336))),
+            Ok(())
+        );
         // transformers' processor defaults: 336-based pinpoints with 224 crops.
         assert_eq!(check_pinpoints(&DEFAULT_PINPOINTS, None), Ok(()));
         assert!(check_pinpoints(&DEFAULT_PINPOINTS, Some((224, 224))).is_err());
@@ -251,26 +216,12 @@ mod tests {
         assert!(check_pinpoints(&[(336, 336)], Some((0, 336))).is_err());
     }
 
-    #[test]
-    fn behaviours_parse_from_their_names() {
-        for behaviour in AnyresBehaviour::ALL {
-            assert_eq!(behaviour.to_string().parse(), Ok(behaviour));
-        }
-        let err = "transformers-4.44"
-            .parse::<AnyresBehaviour>()
-            .expect_err("unknown");
-        assert_eq!(
-            err.to_string(),
-            "unknown image behaviour \"transformers-4.44\" (expected transformers, transformers-4.41)"
-        );
-    }
-
     const PINPOINTS: [(u32, u32); 5] =
         [(336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)];
-    const NEW: AnyresBehaviour = AnyresBehaviour::Transformers;
-    const OLD: AnyresBehaviour = AnyresBehaviour::Transformers441;
+    const NEW: ImagePipeline = ImagePipeline::Transformers;
+    const OLD: ImagePipeline = ImagePipeline::Transformers441;
 
-    fn tokens(h: u32, w: u32, behaviour: AnyresBehaviour) -> usize {
+    fn tokens(h: u32, w: u32, behaviour: ImagePipeline) -> usize {
         image_token_count((h, w), &PINPOINTS, 336, 24, behaviour)
     }
 
@@ -383,7 +334,7 @@ mod tests {
     /// Replays the model's packing from [`grid_shape`] and [`unpad_region`]: crop `c` (base = 0)
     /// feature `k` has the value `c * 576 + k`, newlines are -1; returns FNV-1a 64 over the
     /// little-endian i32 sequence, as `generate.py` hashes the real `pack_image_features` output.
-    fn packed_hash(image: (u32, u32), behaviour: AnyresBehaviour) -> (usize, u64) {
+    fn packed_hash(image: (u32, u32), behaviour: ImagePipeline) -> (usize, u64) {
         const T: usize = 24;
         let (rows, cols) = grid_shape(image, &PINPOINTS, 336, behaviour);
         let (kept_rows, kept_cols) = unpad_region(image, (rows * T, cols * T), behaviour);

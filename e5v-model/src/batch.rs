@@ -3,7 +3,7 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::{LlavaNextConfig, ModelError, Result, anyres, anyres::AnyresBehaviour};
+use crate::{ImagePipeline, LlavaNextConfig, ModelError, Result, anyres};
 
 /// A batch of sequences of any lengths, run together.
 #[derive(Debug, Clone)]
@@ -12,7 +12,7 @@ pub struct Batch<B: Backend> {
     pub sequences: Vec<Sequence<B>>,
     /// How the images' crops were cut (the behaviour the preprocessing reproduced); it decides
     /// how their features are packed.
-    pub behaviour: AnyresBehaviour,
+    pub image_pipeline: ImagePipeline,
 }
 
 /// One sequence: a prompt's token ids and, if the prompt has an image slot, its image.
@@ -95,7 +95,7 @@ impl<B: Backend> Batch<B> {
                 image.size,
                 &config.grid_pinpoints,
                 side as u32,
-                self.behaviour,
+                self.image_pipeline,
             );
             let expected = [1 + rows * cols, config.vision.num_channels, side, side];
             if image.pixels.dims() != expected {

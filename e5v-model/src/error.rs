@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// A name that is none of a type's names (the `FromStr` of [`AnyresBehaviour`](crate::AnyresBehaviour)
+/// A name that is none of a type's names (the `FromStr` of [`ImagePipeline`](crate::ImagePipeline)
 /// and of the option enums built on it), listing the names that are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {given:?} (expected {})", expected.join(", "))]

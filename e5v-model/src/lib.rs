@@ -5,8 +5,8 @@
 //! `Embedder` adds the prompts, the tokenizer and the image preprocessing to this crate.
 //!
 //! The decoder returns final-normed hidden states (E5-V pools them; no lm_head is computed).
-//! Image features are packed exactly as transformers does it, in either of two behaviours
-//! ([`AnyresBehaviour`]).
+//! Image features are packed exactly as transformers does it, in either of two reference pipelines
+//! ([`ImagePipeline`]).
 //!
 //! ```no_run
 //! use burn::backend::NdArray;
@@ -25,6 +25,7 @@ mod config;
 mod cpu;
 mod decoder;
 mod error;
+mod image_pipeline;
 mod llava;
 mod merge;
 mod nn;
@@ -34,7 +35,6 @@ mod projector;
 mod vision;
 mod weights;
 
-pub use anyres::AnyresBehaviour;
 pub use batch::{Batch, ImageCrops, Sequence};
 pub use config::{
     DecoderConfig, DecoderFamily, Llama3RopeScaling, LlavaNextConfig, ProjectorConfig, RopeConfig,
@@ -42,6 +42,7 @@ pub use config::{
 };
 pub use decoder::Decoder;
 pub use error::{ModelError, Result, UnknownName};
+pub use image_pipeline::ImagePipeline;
 pub use llava::LlavaNext;
 pub use nn::{Activation, AttentionBudget};
 pub use packing::{ImageLayout, pack_image};

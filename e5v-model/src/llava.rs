@@ -8,9 +8,8 @@ use burn::{
 };
 
 use crate::{
-    AttentionBudget, Batch, Checkpoint, Decoder, LlavaNextConfig, Projector, Result, VisionTower,
-    anyres::AnyresBehaviour,
-    merge,
+    AttentionBudget, Batch, Checkpoint, Decoder, ImagePipeline, LlavaNextConfig, Projector, Result,
+    VisionTower, merge,
     nn::{ParamSource, RandomInit, check_dtype, normal},
     packing::{ImageLayout, pack_image},
     pooling,
@@ -61,7 +60,7 @@ impl LlavaNextConfig {
     /// let model = config.init::<NdArray>(&Default::default());
     /// let pooled = model.forward(Batch {
     ///     sequences: vec![Sequence::text(vec![1, 2, 3])],
-    ///     behaviour: Default::default(),
+    ///     image_pipeline: Default::default(),
     /// })?;
     /// assert_eq!(pooled.dims(), [1, 32]);
     /// # Ok::<(), e5v_model::ModelError>(())
@@ -173,13 +172,13 @@ impl<B: Backend> LlavaNext<B> {
         let device = self.image_newline.device();
         let Batch {
             sequences,
-            behaviour,
+            image_pipeline,
         } = batch;
         let (ids, images): (Vec<_>, Vec<_>) = sequences
             .into_iter()
             .map(|sequence| (sequence.ids, sequence.image))
             .unzip();
-        let mut packed = self.image_tokens(images, behaviour)?.into_iter();
+        let mut packed = self.image_tokens(images, image_pipeline)?.into_iter();
         let merged = merge::pad(
             ids.iter()
                 .map(|ids| {
@@ -206,7 +205,7 @@ impl<B: Backend> LlavaNext<B> {
     fn image_tokens(
         &self,
         images: Vec<Option<crate::ImageCrops<B>>>,
-        behaviour: AnyresBehaviour,
+        behaviour: ImagePipeline,
     ) -> Result<Vec<Option<Tensor<B, 2>>>> {
         let crops: Vec<Tensor<B, 4>> = images
             .iter()
@@ -252,14 +251,14 @@ impl<B: Backend> LlavaNext<B> {
         &self,
         features: Tensor<B, 3>,
         image_size: (u32, u32),
-        behaviour: AnyresBehaviour,
+        image_pipeline: ImagePipeline,
     ) -> Result<Tensor<B, 2>> {
         let layout = ImageLayout {
             image_size,
             pinpoints: &self.config.grid_pinpoints,
             crop_size: self.config.vision.image_size as u32,
             patches_per_side: self.config.vision.patches_per_side(),
-            behaviour,
+            image_pipeline,
         };
         pack_image(features, self.image_newline.val(), &layout)
     }

@@ -2,10 +2,7 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::{
-    ModelError, Result,
-    anyres::{self, AnyresBehaviour},
-};
+use crate::{ImagePipeline, ModelError, Result, anyres};
 
 /// The geometry an image was cut with.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +16,7 @@ pub struct ImageLayout<'a> {
     /// Patch features along a crop's side (24).
     pub patches_per_side: usize,
     /// Which transformers behaviour to reproduce.
-    pub behaviour: AnyresBehaviour,
+    pub image_pipeline: ImagePipeline,
 }
 
 /// Base-crop features, then the grid crops' features laid out as one feature map, unpadded to
@@ -40,7 +37,7 @@ pub fn pack_image<B: Backend>(
         layout.image_size,
         layout.pinpoints,
         layout.crop_size,
-        layout.behaviour,
+        layout.image_pipeline,
     );
     if patches != side * side || crops != 1 + rows * cols {
         return Err(ModelError::InvalidInput(format!(
@@ -60,7 +57,7 @@ pub fn pack_image<B: Backend>(
     let (keep_rows, keep_cols) = anyres::unpad_region(
         layout.image_size,
         (rows * side, cols * side),
-        layout.behaviour,
+        layout.image_pipeline,
     );
     let (kept_rows, kept_cols) = (keep_rows.len(), keep_cols.len());
     let map = map.slice([0..hidden, keep_rows, keep_cols]);

@@ -69,6 +69,12 @@ impl Preset {
     }
 }
 
+impl From<Preset> for Template {
+    fn from(preset: Preset) -> Self {
+        preset.template()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

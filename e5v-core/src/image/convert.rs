@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use e5v_model::anyres::AnyresBehaviour;
+use e5v_model::ImagePipeline;
 use image::{DynamicImage, ImageReader, Limits, RgbImage};
 
 use super::ImageError;
@@ -118,12 +118,12 @@ fn map_decode_error(error: image::ImageError) -> ImageError {
 ///   `RGB`/`RGBA`); 16-bit grey saturates at 255 (PIL opens it as `I;16`, and `I;16 -> RGB`
 ///   clamps instead of scaling).
 /// - Alpha (including PNG/GIF transparency, which the decoder turns into alpha):
-///   [`AnyresBehaviour::Transformers441`] drops it (`convert("RGB")`);
-///   [`AnyresBehaviour::Transformers`] composites onto white with Pillow's `alpha_composite`
+///   [`ImagePipeline::Transformers441`] drops it (`convert("RGB")`);
+///   [`ImagePipeline::Transformers`] composites onto white with Pillow's `alpha_composite`
 ///   integer arithmetic, then drops it.
 /// - f32 data (no PIL counterpart) is clamped to `[0, 1]`, scaled by 255 and rounded.
-pub fn to_rgb(image: &DynamicImage, behaviour: AnyresBehaviour) -> RgbImage {
-    let composite = !matches!(behaviour, AnyresBehaviour::Transformers441);
+pub fn to_rgb(image: &DynamicImage, behaviour: ImagePipeline) -> RgbImage {
+    let composite = !matches!(behaviour, ImagePipeline::Transformers441);
     let (width, height) = (image.width(), image.height());
     let mut out = RgbImage::new(width, height);
     let dst = out.chunks_exact_mut(3);
@@ -252,8 +252,8 @@ mod tests {
         for case in cases {
             let input = case["input"].as_str().expect("input");
             let behaviour = match case["behaviour"].as_str() {
-                Some("transformers") => AnyresBehaviour::Transformers,
-                Some("transformers441") => AnyresBehaviour::Transformers441,
+                Some("transformers") => ImagePipeline::Transformers,
+                Some("transformers441") => ImagePipeline::Transformers441,
                 other => panic!("unknown behaviour {other:?}"),
             };
             let decoded = decode(

@@ -1,6 +1,6 @@
 //! Exact LLaVA-NeXT image preprocessing: decoding with limits, RGB conversion, Pillow-exact
 //! bicubic resizing and the "anyres" crops, reproducing transformers bit for bit in either
-//! [`AnyresBehaviour`](e5v_model::anyres::AnyresBehaviour).
+//! [`ImagePipeline`](e5v_model::ImagePipeline).
 //!
 //! - [`decode`] bytes (limits checked before allocating), then
 //! - [`preprocess`] with an [`ImageProcessorConfig`] into [`PreprocessedImage`] pixel values.

@@ -1,8 +1,11 @@
 //! LLaVA-NeXT "anyres" preprocessing: an image becomes a base crop plus a grid of crops, each
 //! resized, centre-cropped, rescaled and normalised into CHW f32, exactly as transformers'
-//! `LlavaNextImageProcessor` does in either [`AnyresBehaviour`].
+//! `LlavaNextImageProcessor` does in either [`ImagePipeline`].
 
-use e5v_model::anyres::{AnyresBehaviour, resized_size, select_best_resolution};
+use e5v_model::{
+    ImagePipeline,
+    anyres::{resized_size, select_best_resolution},
+};
 use image::{DynamicImage, RgbImage};
 
 use super::ImageError;
@@ -45,7 +48,7 @@ pub struct PreprocessedImage {
 pub fn preprocess(
     image: &DynamicImage,
     config: &ImageProcessorConfig,
-    behaviour: AnyresBehaviour,
+    behaviour: ImagePipeline,
 ) -> Result<PreprocessedImage, ImageError> {
     config.validate()?;
     let rgb = to_rgb(image, behaviour);
@@ -91,7 +94,7 @@ pub fn preprocess(
 fn anyres_crops(
     rgb: &RgbImage,
     config: &ImageProcessorConfig,
-    behaviour: AnyresBehaviour,
+    behaviour: ImagePipeline,
     order: PassOrder,
 ) -> Vec<RgbImage> {
     let image_size = (rgb.height(), rgb.width());
@@ -100,7 +103,7 @@ fn anyres_crops(
     let resized = resize_bicubic(rgb, new_w, new_h, order);
     let (top, left) = ((target_h - new_h) / 2, (target_w - new_w) / 2);
     let (canvas_h, canvas_w) = match behaviour {
-        AnyresBehaviour::Transformers441 => (new_h + 2 * top, new_w + 2 * left),
+        ImagePipeline::Transformers441 => (new_h + 2 * top, new_w + 2 * left),
         _ => (target_h, target_w),
     };
     let (base_h, base_w) = match config.size {
@@ -156,7 +159,7 @@ fn window(src: &RgbImage, top: i64, left: i64, height: u32, width: u32) -> RgbIm
 fn finish_crop(
     tile: &RgbImage,
     config: &ImageProcessorConfig,
-    behaviour: AnyresBehaviour,
+    behaviour: ImagePipeline,
     order: PassOrder,
 ) -> RgbImage {
     let resized;
@@ -190,7 +193,7 @@ fn output_size((h, w): (u32, u32), size: ResizeTarget) -> (u32, u32) {
 
 /// transformers' `center_crop`: `top = (h - crop_h) // 2`; a too-small image is first padded
 /// with black, by `ceil(d / 2)` before (transformers 5.x) or `d // 2` (4.41.2).
-fn center_crop(src: &RgbImage, crop_h: u32, crop_w: u32, behaviour: AnyresBehaviour) -> RgbImage {
+fn center_crop(src: &RgbImage, crop_h: u32, crop_w: u32, behaviour: ImagePipeline) -> RgbImage {
     let (h, w) = (i64::from(src.height()), i64::from(src.width()));
     let (ch, cw) = (i64::from(crop_h), i64::from(crop_w));
     let top = (h - ch).div_euclid(2);
@@ -200,7 +203,7 @@ fn center_crop(src: &RgbImage, crop_h: u32, crop_w: u32, behaviour: AnyresBehavi
     }
     let (new_h, new_w) = (ch.max(h), cw.max(w));
     let pad = |d: i64| match behaviour {
-        AnyresBehaviour::Transformers441 => d.div_euclid(2),
+        ImagePipeline::Transformers441 => d.div_euclid(2),
         _ => (d + 1).div_euclid(2),
     };
     let (top_pad, left_pad) = (pad(new_h - h), pad(new_w - w));
@@ -250,11 +253,11 @@ mod tests {
     fn center_crop_pads_small_images_per_version() {
         let mut src = RgbImage::new(3, 3);
         src.put_pixel(0, 0, image::Rgb([9, 9, 9]));
-        let new = center_crop(&src, 6, 6, AnyresBehaviour::Transformers);
+        let new = center_crop(&src, 6, 6, ImagePipeline::Transformers);
         assert_eq!(new.dimensions(), (6, 6));
         assert_eq!(new.get_pixel(2, 2).0, [9, 9, 9]);
         // 4.41.2 pads by d // 2 and then clips a window starting at -1: one row/col short.
-        let old = center_crop(&src, 6, 6, AnyresBehaviour::Transformers441);
+        let old = center_crop(&src, 6, 6, ImagePipeline::Transformers441);
         assert_eq!(old.dimensions(), (5, 5));
         assert_eq!(old.get_pixel(1, 1).0, [9, 9, 9]);
     }
@@ -279,7 +282,7 @@ mod tests {
         )
         .expect("config");
         let image = DynamicImage::new_rgb8(300, 1000);
-        let result = preprocess(&image, &config, AnyresBehaviour::Transformers441);
+        let result = preprocess(&image, &config, ImagePipeline::Transformers441);
         assert!(
             matches!(result, Err(ImageError::InvalidConfig(_))),
             "{result:?}"
@@ -288,7 +291,7 @@ mod tests {
         let result = preprocess(
             &empty,
             &ImageProcessorConfig::default(),
-            AnyresBehaviour::Transformers,
+            ImagePipeline::Transformers,
         );
         assert!(matches!(result, Err(ImageError::Empty { .. })));
     }
@@ -308,8 +311,8 @@ mod tests {
         for case in images {
             let input = case["input"].as_str().expect("input");
             let behaviour = match case["behaviour"].as_str() {
-                Some("transformers") => AnyresBehaviour::Transformers,
-                Some("transformers441") => AnyresBehaviour::Transformers441,
+                Some("transformers") => ImagePipeline::Transformers,
+                Some("transformers441") => ImagePipeline::Transformers441,
                 other => panic!("unknown behaviour {other:?}"),
             };
             let label = format!("{input} ({behaviour:?})");

@@ -6,7 +6,7 @@
 //! i32 from 2^21, shifts right by 22 and clamps to u8, so the image between the two passes is u8.
 //! Only the passes whose size changes run; which runs first when both do is the [`PassOrder`].
 
-use e5v_model::anyres::AnyresBehaviour;
+use e5v_model::ImagePipeline;
 use image::RgbImage;
 
 /// Fractional bits of the quantised weights (`32 - 8 - 2` in Pillow).
@@ -30,11 +30,11 @@ pub enum PassOrder {
 }
 
 impl PassOrder {
-    /// The Pillow that ran with each transformers behaviour: [`AnyresBehaviour::Transformers441`]
-    /// with Pillow 12 (the 2024 stack), [`AnyresBehaviour::Transformers`] with Pillow 13.
-    pub fn for_behaviour(behaviour: AnyresBehaviour) -> Self {
+    /// The Pillow that ran with each transformers behaviour: [`ImagePipeline::Transformers441`]
+    /// with Pillow 12 (the 2024 stack), [`ImagePipeline::Transformers`] with Pillow 13.
+    pub fn for_behaviour(behaviour: ImagePipeline) -> Self {
         match behaviour {
-            AnyresBehaviour::Transformers441 => PassOrder::Pillow12,
+            ImagePipeline::Transformers441 => PassOrder::Pillow12,
             _ => PassOrder::Pillow13,
         }
     }
@@ -239,9 +239,9 @@ mod tests {
         assert!(!p13.vertical_first((300, 1000), (336, 336)));
         assert!(!p13.vertical_first((100, 100), (200, 50)));
         assert!(!PassOrder::Pillow12.vertical_first((1000, 300), (336, 336)));
-        assert_eq!(PassOrder::for_behaviour(AnyresBehaviour::Transformers), p13);
+        assert_eq!(PassOrder::for_behaviour(ImagePipeline::Transformers), p13);
         assert_eq!(
-            PassOrder::for_behaviour(AnyresBehaviour::Transformers441),
+            PassOrder::for_behaviour(ImagePipeline::Transformers441),
             PassOrder::Pillow12
         );
     }

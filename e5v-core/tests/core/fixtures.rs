@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use e5v_core::{AnyresBehaviour, Embedder, EmbedderOptions, Input};
+use e5v_core::{Embedder, EmbedderOptions, ImagePipeline, Input};
 use serde::Deserialize;
 
 /// `fixtures/` of this checkout, or `E5V_FIXTURES` (the test binary copied to a GPU host by
@@ -58,10 +58,10 @@ impl Case {
     }
 
     /// The checkpoint and image behaviour the reference used.
-    pub fn setup(&self) -> (&'static str, AnyresBehaviour) {
+    pub fn setup(&self) -> (&'static str, ImagePipeline) {
         match self.behaviour.as_str() {
-            "transformers" => ("tiny-e5v", AnyresBehaviour::Transformers),
-            _ => ("tiny-e5v-4x", AnyresBehaviour::Transformers441),
+            "transformers" => ("tiny-e5v", ImagePipeline::Transformers),
+            _ => ("tiny-e5v-4x", ImagePipeline::Transformers441),
         }
     }
 }

@@ -8,3 +8,4 @@ mod hub;
 #[cfg(all(feature = "hub", unix))]
 mod hub_server;
 mod parity;
+mod stream;

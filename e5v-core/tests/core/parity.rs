@@ -29,7 +29,7 @@ fn picked_cases_match_the_reference<B: Backend>(pick: impl Fn(&str) -> bool) {
         let (dir, anyres) = group[0].setup();
         let options = EmbedderOptions::new()
             .with_normalize(false)
-            .with_anyres(anyres);
+            .with_image_pipeline(anyres);
         let embedder = embedder::<B>(dir, options);
         let inputs: Vec<Input> = group.iter().map(|c| c.input()).collect();
         for (case, input) in group.iter().zip(&inputs) {
@@ -98,7 +98,7 @@ fn picked_reference_batches_match<B: Backend>(pick: impl Fn(&str) -> bool) {
         let (dir, anyres) = group[0].setup();
         let options = EmbedderOptions::new()
             .with_normalize(false)
-            .with_anyres(anyres)
+            .with_image_pipeline(anyres)
             .with_batch_size(group.len());
         let inputs: Vec<Input> = group.iter().map(|c| c.input()).collect();
         let got = embedder::<B>(dir, options).embed(&inputs).expect("embeds");

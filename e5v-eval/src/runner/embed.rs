@@ -125,52 +125,49 @@ impl<'a, B: Backend> Session<'a, B> {
             .ok_or_else(|| EvalError::Render("renderer missing".into()))
     }
 
-    /// The key of an item, and its image bytes when they had to be read for the key.
-    fn prepare(&mut self, prompt: &str, item: &Item) -> Result<(Key, Option<Vec<u8>>)> {
+    /// The cache key of an item: its prompt, its text and its image (a file's bytes are read
+    /// and hashed here, and read again only if the vector has to be computed).
+    fn key(&mut self, prompt: &str, item: &Item) -> Result<Key> {
         let text = item.text.as_deref().unwrap_or("");
         let text_tag: &[u8] = if item.text.is_some() {
             b"text"
         } else {
             b"no text"
         };
-        match &item.image {
-            None => Ok((
-                key_of(&[prompt.as_bytes(), b"no image", text_tag, text.as_bytes()]),
-                None,
-            )),
+        Ok(match &item.image {
+            None => key_of(&[prompt.as_bytes(), b"no image", text_tag, text.as_bytes()]),
             Some(ImageRef::File(path)) => {
                 let bytes = std::fs::read(path).map_err(|source| EvalError::Io {
                     path: path.clone(),
                     source,
                 })?;
                 let digest = Sha256::digest(&bytes);
-                let key = key_of(&[
+                key_of(&[
                     prompt.as_bytes(),
                     b"file",
                     &digest,
                     text_tag,
                     text.as_bytes(),
-                ]);
-                Ok((key, Some(bytes)))
+                ])
             }
             Some(ImageRef::Caption(caption)) => {
                 let id = self.renderer()?.id();
-                let key = key_of(&[
+                key_of(&[
                     prompt.as_bytes(),
                     b"rendered caption",
                     id.as_bytes(),
                     caption.as_bytes(),
                     text_tag,
                     text.as_bytes(),
-                ]);
-                // Drawn only when the vector has to be computed.
-                Ok((key, None))
+                ])
             }
-        }
+        })
     }
 
-    /// Embeds `items` with `template` (an inner prompt, wrapped in the model's chat template),
-    /// `batch_size` items at a time, and returns their raw vectors in item order.
+    /// Embeds `items` with `template` (an inner prompt, wrapped in the model's chat template)
+    /// and returns their raw vectors in item order. Items already in the cache (or repeated)
+    /// are not computed; the others stream through [`Embedder::embed_iter`](e5v_core::Embedder::embed_iter),
+    /// their images read (or captions drawn) a chunk at a time, and are cached as they come.
     pub(crate) fn embed(
         &mut self,
         label: &str,
@@ -180,70 +177,97 @@ impl<'a, B: Backend> Session<'a, B> {
         let embedder = self.model.embedder();
         let dim = self.model.dim();
         let prompt = wrap_template(embedder.chat_template(), template)?;
-        let batch = self.model.options().batch_size.max(1);
         let mut rows = vec![0.0f32; items.len() * dim];
         let mut first_of: HashMap<Key, usize> = HashMap::new();
+        let mut copies: Vec<(usize, usize)> = Vec::new();
+        let mut computed: Vec<(usize, Key)> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let key = self.key(prompt.as_str(), item)?;
+            if let Some(&earlier) = first_of.get(&key) {
+                copies.push((index, earlier));
+                continue;
+            }
+            first_of.insert(key, index);
+            if let Some(vector) = match self.cache.as_mut() {
+                Some(cache) => cache.get(&key)?,
+                None => None,
+            } {
+                rows[index * dim..(index + 1) * dim].copy_from_slice(&vector);
+                self.stats.hits += 1;
+                continue;
+            }
+            computed.push((index, key));
+        }
         let mut progress = Progress::new(label, items.len(), self.progress);
-        for (chunk_index, chunk) in items.chunks(batch).enumerate() {
-            let start = chunk_index * batch;
-            let mut inputs = Vec::new();
-            let mut computed: Vec<(usize, Key)> = Vec::new();
-            let mut copies: Vec<(usize, usize)> = Vec::new();
-            let mut cached = 0;
-            for (offset, item) in chunk.iter().enumerate() {
-                let index = start + offset;
-                let (key, bytes) = self.prepare(prompt.as_str(), item)?;
-                if let Some(&earlier) = first_of.get(&key) {
-                    copies.push((index, earlier));
-                    cached += 1;
-                    continue;
-                }
-                first_of.insert(key, index);
-                if let Some(vector) = match self.cache.as_mut() {
-                    Some(cache) => cache.get(&key)?,
-                    None => None,
-                } {
-                    rows[index * dim..(index + 1) * dim].copy_from_slice(&vector);
-                    self.stats.hits += 1;
-                    cached += 1;
-                    continue;
-                }
-                let image = match (&item.image, bytes) {
-                    (Some(ImageRef::Caption(caption)), _) => {
-                        Some(ImageSource::Bytes(self.renderer()?.render_png(caption)?))
+        let skipped = items.len() - computed.len();
+        progress.advance(skipped, skipped);
+        if computed
+            .iter()
+            .any(|&(i, _)| matches!(items[i].image, Some(ImageRef::Caption(_))))
+        {
+            self.renderer()?;
+        }
+        let Self {
+            cache,
+            renderer,
+            stats,
+            ..
+        } = self;
+        // A caption that cannot be drawn ends the stream; the error is returned after it.
+        let mut render_error = None;
+        let inputs = computed.iter().map_while(|&(index, _)| {
+            let item = &items[index];
+            let image = match &item.image {
+                None => None,
+                Some(ImageRef::File(path)) => Some(ImageSource::Path(path.clone())),
+                Some(ImageRef::Caption(caption)) => {
+                    let drawn = renderer
+                        .as_ref()
+                        .ok_or_else(|| EvalError::Render("renderer missing".into()))
+                        .and_then(|r| r.render_png(caption));
+                    match drawn {
+                        Ok(png) => Some(ImageSource::Bytes(png)),
+                        Err(e) => {
+                            render_error = Some(e);
+                            return None;
+                        }
                     }
-                    (_, Some(bytes)) => Some(ImageSource::Bytes(bytes)),
-                    (_, None) => None,
-                };
-                inputs.push(Input::custom(prompt.as_str(), image, item.text.clone()));
-                computed.push((index, key));
-            }
-            if !inputs.is_empty() {
-                let vectors = embedder
-                    .embed(&inputs)
-                    .map_err(|source| EvalError::Embedding {
-                        context: format!("{label}, items {start}..{}", start + chunk.len()),
-                        source,
-                    })?;
-                let matrix = vectors.as_matrix();
-                for (row, (index, _)) in computed.iter().enumerate() {
-                    rows[index * dim..(index + 1) * dim]
-                        .copy_from_slice(&matrix[row * dim..(row + 1) * dim]);
                 }
-                if let Some(cache) = self.cache.as_mut() {
-                    cache.put_all(
-                        computed
-                            .iter()
-                            .enumerate()
-                            .map(|(row, (_, key))| (*key, &matrix[row * dim..(row + 1) * dim])),
-                    )?;
-                }
-                self.stats.embedded += computed.len();
+            };
+            Some(Input::custom(prompt.as_str(), image, item.text.clone()))
+        });
+        let mut reported = 0;
+        let stream = embedder
+            .embed_iter(inputs)
+            .with_total(computed.len())
+            .with_progress(|p| {
+                progress.advance(p.done - reported, 0);
+                reported = p.done;
+            });
+        let mut start = 0;
+        for chunk in stream {
+            let vectors = chunk.map_err(|source| EvalError::Embedding {
+                context: match source.input_index().and_then(|i| computed.get(i)) {
+                    Some(&(index, _)) => format!("{label}, item {index}"),
+                    None => label.to_owned(),
+                },
+                source,
+            })?;
+            let done = &computed[start..start + vectors.len()];
+            for (&(index, _), vector) in done.iter().zip(vectors.rows()) {
+                rows[index * dim..(index + 1) * dim].copy_from_slice(vector);
             }
-            for (index, earlier) in copies {
-                rows.copy_within(earlier * dim..(earlier + 1) * dim, index * dim);
+            if let Some(cache) = cache.as_mut() {
+                cache.put_all(done.iter().map(|(_, key)| *key).zip(vectors.rows()))?;
             }
-            progress.advance(chunk.len(), cached);
+            stats.embedded += vectors.len();
+            start += vectors.len();
+        }
+        if let Some(error) = render_error {
+            return Err(error);
+        }
+        for (index, earlier) in copies {
+            rows.copy_within(earlier * dim..(earlier + 1) * dim, index * dim);
         }
         progress.finish();
         Ok(Embeddings::from_matrix(dim, rows)?)

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! # Prompts
-//! Exactly the paper's (E5V-REFERENCE.md section 2), from [`e5v_core::Preset`]: text and image
+//! Exactly the paper's (docs/METHOD.md, section "Prompts"), from [`e5v_core::Preset`]: text and image
 //! prompts for retrieval (rendered captions use the image prompt), the CIRR and FashionIQ
 //! gallery and query prompts, the STS prompt with [`e5v_prompt::normalize_sts_sentence`], and
 //! FashionIQ's two caption orders ([`e5v_prompt::fashion_iq_texts`]) summed raw, then

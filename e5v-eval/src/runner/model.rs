@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use e5v_core::{AnyresBehaviour, Embedder, EmbedderOptions, Precision};
+use e5v_core::{Embedder, EmbedderOptions, ImagePipeline, Precision};
 use sha2::{Digest, Sha256};
 
 use super::cache::Key;
@@ -16,9 +16,9 @@ use crate::error::{EvalError, Result};
 pub struct ModelOptions {
     /// Weights and activations dtype (the paper ran fp16; ndarray only has f32).
     pub precision: Precision,
-    /// Image preprocessing behaviour. Defaults to [`AnyresBehaviour::Transformers441`], the
+    /// Image preprocessing behaviour. Defaults to [`ImagePipeline::Transformers441`], the
     /// transformers version the paper's numbers were made with.
-    pub anyres: AnyresBehaviour,
+    pub image_pipeline: ImagePipeline,
     /// Inputs per forward pass; also how many inputs are read and cached at a time.
     pub batch_size: usize,
     /// Padded tokens per forward pass (`None`: the backend's default; see
@@ -30,7 +30,7 @@ impl Default for ModelOptions {
     fn default() -> Self {
         Self {
             precision: Precision::F32,
-            anyres: AnyresBehaviour::Transformers441,
+            image_pipeline: ImagePipeline::Transformers441,
             batch_size: 8,
             max_batch_tokens: None,
         }
@@ -49,9 +49,9 @@ impl ModelOptions {
         self
     }
 
-    /// Sets [`Self::anyres`].
-    pub fn with_anyres(mut self, anyres: AnyresBehaviour) -> Self {
-        self.anyres = anyres;
+    /// Sets [`Self::image_pipeline`].
+    pub fn with_image_pipeline(mut self, pipeline: ImagePipeline) -> Self {
+        self.image_pipeline = pipeline;
         self
     }
 
@@ -121,7 +121,7 @@ impl<B: Backend> EvalModel<B> {
         let fingerprint = model_fingerprint(&dir)?;
         let mut embedder_options = EmbedderOptions::new()
             .with_precision(options.precision)
-            .with_anyres(options.anyres)
+            .with_image_pipeline(options.image_pipeline)
             .with_batch_size(options.batch_size)
             .with_normalize(false);
         embedder_options.max_batch_tokens = options.max_batch_tokens;
@@ -157,11 +157,11 @@ impl<B: Backend> EvalModel<B> {
     /// What the report names as the model: directory, backend, precision, image behaviour.
     pub fn label(&self) -> String {
         format!(
-            "{} ({}, {}, anyres {})",
+            "{} ({}, {}, image pipeline {})",
             self.dir.display(),
             backend_name::<B>(),
             self.options.precision.name(),
-            self.options.anyres.name()
+            self.options.image_pipeline.name()
         )
     }
 
@@ -173,7 +173,7 @@ impl<B: Backend> EvalModel<B> {
         for part in [
             std::any::type_name::<B>(),
             self.options.precision.name(),
-            self.options.anyres.name(),
+            self.options.image_pipeline.name(),
         ] {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
@@ -188,7 +188,7 @@ impl<B: Backend> EvalModel<B> {
             "model_dir": self.dir.display().to_string(),
             "backend": std::any::type_name::<B>(),
             "precision": self.options.precision.name(),
-            "anyres": self.options.anyres.name(),
+            "image_pipeline": self.options.image_pipeline.name(),
             "dim": self.dim(),
             "vectors": "raw (not normalised) f32",
             "written_by": concat!("e5v-eval ", env!("CARGO_PKG_VERSION")),

@@ -97,7 +97,7 @@ fn batch_of<B: Backend>(config: &LlavaNextConfig, device: &B::Device, dtype: DTy
             Sequence::text(vec![1, 5, 9, 17]),
             Sequence::with_image(vec![1, 2, image, 3, 4], ImageCrops { pixels, size }),
         ],
-        behaviour: Default::default(),
+        image_pipeline: Default::default(),
     }
 }
 
@@ -130,7 +130,7 @@ fn a_loaded_record_loads_into_an_init_model<B: Backend>() {
     let loaded = load::<B>("tiny-e5v");
     let text = || Batch {
         sequences: vec![Sequence::text(vec![1, 5, 9, 17])],
-        behaviour: Default::default(),
+        image_pipeline: Default::default(),
     };
     let expected = loaded.forward(text()).expect("valid batch");
     let init = config("tiny-e5v").init::<B>(&device);

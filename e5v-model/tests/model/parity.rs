@@ -7,16 +7,16 @@
 //! agree to cosine 1 - 2e-9.
 
 use burn::tensor::{Tensor, backend::Backend};
-use e5v_model::{AnyresBehaviour, Batch, ImageCrops, ModelError, Sequence};
+use e5v_model::{Batch, ImageCrops, ImagePipeline, ModelError, Sequence};
 
 use crate::fixtures::{case, cosine, decode, ids, load, max_abs_diff, reference, reference_tensor};
 
 const TOLERANCE: f32 = 5e-5;
 
-fn behaviour(suffix: &str) -> AnyresBehaviour {
+fn behaviour(suffix: &str) -> ImagePipeline {
     match suffix {
-        "t5" => AnyresBehaviour::Transformers,
-        _ => AnyresBehaviour::Transformers441,
+        "t5" => ImagePipeline::Transformers,
+        _ => ImagePipeline::Transformers441,
     }
 }
 
@@ -139,7 +139,7 @@ fn forward_pools_a_mixed_batch<B: Backend>() {
     };
     let batch = |ids: &[&str]| Batch {
         sequences: ids.iter().map(|id| sequence(id)).collect(),
-        behaviour: AnyresBehaviour::Transformers,
+        image_pipeline: ImagePipeline::Transformers,
     };
     let pooled = model.forward(batch(&ids)).expect("valid batch");
     assert_eq!(pooled.dims(), [3, model.config().text.hidden_size]);
@@ -181,7 +181,7 @@ fn forward_rejects_inconsistent_input<B: Backend>() {
         vec![Sequence::with_image(
             image_case.input_ids.clone(),
             ImageCrops {
-                pixels: pixels.slice([0..1]),
+                pixels: pixels.narrow(0, 0, 1),
                 size: (h, w),
             },
         )],
@@ -190,7 +190,7 @@ fn forward_rejects_inconsistent_input<B: Backend>() {
         let what = format!("{:?}", sequences.iter().map(|s| &s.ids).collect::<Vec<_>>());
         let result = model.forward(Batch {
             sequences,
-            behaviour: AnyresBehaviour::Transformers,
+            image_pipeline: ImagePipeline::Transformers,
         });
         assert!(
             matches!(result, Err(ModelError::InvalidInput(_))),

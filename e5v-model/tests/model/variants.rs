@@ -11,7 +11,7 @@
 //! scaling move the hidden states by 3.3-4.6 (max |diff|). Tolerance as in `parity.rs`.
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
-use e5v_model::{AnyresBehaviour, DecoderFamily, LlavaNextConfig};
+use e5v_model::{DecoderFamily, ImagePipeline, LlavaNextConfig};
 use serde::Deserialize;
 
 use crate::fixtures::{cosine, decode, ids, load, max_abs_diff, reference_tensor, root};
@@ -137,7 +137,7 @@ fn mistral_sliding_window_image_matches<B: Backend>() {
         let features = model.image_features(pixels);
         let [h, w] = case.image_size.expect("image case");
         let packed = model
-            .pack_image(features, (h, w), AnyresBehaviour::Transformers)
+            .pack_image(features, (h, w), ImagePipeline::Transformers)
             .expect("packs");
         assert_eq!(
             Some(packed.dims()[0]),
