@@ -20,6 +20,10 @@
 //! # Ok::<(), e5v_core::Error>(())
 //! ```
 //!
+//! [`Embedder::embed_iter`] streams any number of inputs a chunk at a time (bounded memory, a
+//! progress callback), and [`Embedder::embed_with`] takes other [`Prompts`] for one call (the
+//! paper's STS, CIRR or FashionIQ prompts, or your own [`Template`]s).
+//!
 //! With the `hub` feature (on by default), [`Embedder::from_pretrained`] also takes a Hugging
 //! Face repo id (`royokong/e5-v`) and downloads it into the cache Python's `huggingface_hub`
 //! shares; [`hub::Hub`] gives the settings and a progress callback.
