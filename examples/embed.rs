@@ -257,7 +257,11 @@ fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
+        // Some errors already print their cause ("input 3: bad image: <cause>").
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(&format!(": {text}"));
+        }
         source = cause.source();
     }
     message
