@@ -1,5 +1,6 @@
 //! Integration tests of the Embedder against the transformers reference fixtures.
 
+mod concurrency;
 mod errors;
 mod fixtures;
 // The Hub tests check symlinks, as Python writes them on Unix.
