@@ -12,7 +12,7 @@ use crate::{
     device::DeviceLimits,
     embeddings::{InputInfo, normalize},
     image::{self, ImageProcessorConfig},
-    prepare::{PrepareContext, PreparedInput},
+    prepare::{EncodedImage, PrepareContext, PreparedInput},
     tokenize::PromptTokenizer,
 };
 
@@ -325,7 +325,7 @@ impl<B: Backend> Embedder<B> {
             .iter()
             .map(|item| {
                 let image = match &item.image {
-                    Some((bytes, _)) => Some(self.image_crops(item.index, bytes)?),
+                    Some(image) => Some(self.image_crops(item.index, image)?),
                     None => None,
                 };
                 Ok(Sequence {
@@ -346,9 +346,14 @@ impl<B: Backend> Embedder<B> {
     }
 
     /// Decodes and preprocesses one input's image into the crops the vision tower takes.
-    fn image_crops(&self, index: usize, bytes: &[u8]) -> Result<ImageCrops<B>> {
-        let image_error = |source| Error::Image { index, source };
-        let decoded = image::decode(bytes, &self.options.decode_limits).map_err(image_error)?;
+    fn image_crops(&self, index: usize, encoded: &EncodedImage) -> Result<ImageCrops<B>> {
+        let image_error = |source| Error::Image {
+            index,
+            path: encoded.path.clone(),
+            source,
+        };
+        let decoded =
+            image::decode(&encoded.bytes, &self.options.decode_limits).map_err(image_error)?;
         let pre = image::preprocess(&decoded, &self.image_config, self.options.image_pipeline)
             .map_err(image_error)?;
         let side = self.model.config().vision.image_size;

@@ -23,11 +23,13 @@ pub enum Error {
     /// A template given in the options is invalid.
     #[error("invalid template option: {0}")]
     Template(#[source] e5v_prompt::PromptError),
-    /// An image could not be read, decoded or preprocessed.
-    #[error("input {index}: {source}")]
+    /// An image could not be decoded or preprocessed.
+    #[error("input {index}: {}{source}", path.as_ref().map_or(String::new(), |p| format!("{}: ", p.display())))]
     Image {
         /// Position of the input in the call.
         index: usize,
+        /// The image's file, when it came from one.
+        path: Option<PathBuf>,
         /// The cause.
         #[source]
         source: ImageError,

@@ -1,6 +1,6 @@
 //! Turning one [`Input`] into token ids and image bytes, before any tensor work.
 
-use std::io::Cursor;
+use std::{io::Cursor, path::PathBuf};
 
 use e5v_model::{ImagePipeline, anyres};
 use e5v_prompt::{ChatTemplate, Modality, Prompt, Template};
@@ -16,8 +16,8 @@ pub(crate) struct PreparedInput {
     pub index: usize,
     /// Token ids with a single image token where the image goes.
     pub ids: Vec<u32>,
-    /// The encoded image and its (height, width).
-    pub image: Option<(Vec<u8>, (u32, u32))>,
+    /// The encoded image, read but not decoded.
+    pub image: Option<EncodedImage>,
     /// Image feature vectors that replace the image token.
     pub image_tokens: Option<usize>,
     /// Crops the image processor will cut (0 without an image; at most, for the 4.41
@@ -33,6 +33,15 @@ impl PreparedInput {
             None => self.ids.len(),
         }
     }
+}
+
+/// An input's image as read: its bytes, its size from the header, and its file if any (errors
+/// name it).
+pub(crate) struct EncodedImage {
+    pub bytes: Vec<u8>,
+    /// (height, width).
+    pub size: (u32, u32),
+    pub path: Option<PathBuf>,
 }
 
 /// What [`prepare`] needs to know about the embedder.
@@ -91,18 +100,22 @@ impl PrepareContext<'_> {
             Some(source) => Some(self.read_image(index, source)?),
             None => None,
         };
-        let image_tokens = image.as_ref().map(|(_, size)| {
+        let image_tokens = image.as_ref().map(|image| {
             anyres::image_token_count(
-                *size,
+                image.size,
                 self.pinpoints,
                 self.crop_size,
                 self.patches_per_side,
                 self.image_pipeline,
             )
         });
-        let crops = image.as_ref().map_or(0, |(_, size)| {
-            let (rows, cols) =
-                anyres::grid_shape(*size, self.pinpoints, self.crop_size, self.image_pipeline);
+        let crops = image.as_ref().map_or(0, |image| {
+            let (rows, cols) = anyres::grid_shape(
+                image.size,
+                self.pinpoints,
+                self.crop_size,
+                self.image_pipeline,
+            );
             1 + rows * cols
         });
         let render = |text: Option<&str>| -> Result<Vec<u32>> {
@@ -213,16 +226,23 @@ impl PrepareContext<'_> {
         Ok(best)
     }
 
-    fn read_image(&self, index: usize, source: &ImageSource) -> Result<(Vec<u8>, (u32, u32))> {
-        let bytes = match source {
-            ImageSource::Path(path) => std::fs::read(path).map_err(|source| Error::ReadInput {
-                index,
-                path: path.clone(),
-                source,
-            })?,
-            ImageSource::Bytes(bytes) => bytes.clone(),
+    fn read_image(&self, index: usize, source: &ImageSource) -> Result<EncodedImage> {
+        let (bytes, path) = match source {
+            ImageSource::Path(path) => {
+                let bytes = std::fs::read(path).map_err(|source| Error::ReadInput {
+                    index,
+                    path: path.clone(),
+                    source,
+                })?;
+                (bytes, Some(path.clone()))
+            }
+            ImageSource::Bytes(bytes) => (bytes.clone(), None),
         };
-        let image_error = |source| Error::Image { index, source };
+        let image_error = |source| Error::Image {
+            index,
+            path: path.clone(),
+            source,
+        };
         let reader = ::image::ImageReader::new(Cursor::new(&bytes))
             .with_guessed_format()
             .map_err(|e| image_error(ImageError::Decode(Box::new(e))))?;
@@ -237,6 +257,10 @@ impl PrepareContext<'_> {
         if width == 0 || height == 0 {
             return Err(image_error(ImageError::Empty { height, width }));
         }
-        Ok((bytes, (height, width)))
+        Ok(EncodedImage {
+            bytes,
+            size: (height, width),
+            path,
+        })
     }
 }

@@ -35,6 +35,18 @@ fn bad_images_are_typed_errors_with_the_input_index() {
             other => panic!("{what}: unexpected error {other}"),
         }
     }
+    // An image file that cannot be decoded: the error names the file, not only the input.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let truncated = dir.path().join("truncated.png");
+    std::fs::write(&truncated, &png[..png.len() / 3]).expect("write");
+    let err = e
+        .embed(&[Input::image(truncated.clone())])
+        .expect_err("truncated");
+    assert!(
+        matches!(&err, Error::Image { index: 0, path: Some(p), .. } if *p == truncated),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("truncated.png"), "{err}");
 }
 
 #[test]
