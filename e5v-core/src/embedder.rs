@@ -83,8 +83,11 @@ impl<B: Backend> Embedder<B> {
                 .max_batch_crops
                 .unwrap_or_else(|| limits.batch_crops(config, elem)),
         };
-        let tokenizer =
-            PromptTokenizer::from_file(&dir.join("tokenizer.json"), config.image_token_id)?;
+        let tokenizer = PromptTokenizer::from_file(
+            &dir.join("tokenizer.json"),
+            config.image_token_id,
+            model.decoder().vocab_size(),
+        )?;
         let image_config = ImageProcessorConfig::from_model_dir(dir, Some(&config.grid_pinpoints))
             .map_err(Error::ImageConfig)?;
         let crop = config.vision.image_size;

@@ -18,12 +18,21 @@ pub(crate) struct PromptTokenizer {
 
 impl PromptTokenizer {
     /// Loads `tokenizer.json`; `image_token_id` (from the model config) must name one of its
-    /// added tokens.
-    pub fn from_file(path: &Path, image_token_id: u32) -> Result<Self> {
+    /// added tokens, and its base vocabulary must fit the model's `table_rows` embeddings (a
+    /// tokenizer of another model would otherwise give ids that index the wrong rows, or none).
+    pub fn from_file(path: &Path, image_token_id: u32, table_rows: usize) -> Result<Self> {
         let inner = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
             message: format!("cannot load {}", path.display()),
             source: Some(e),
         })?;
+        let base = inner.get_vocab_size(false);
+        if base > table_rows {
+            return Err(Error::Mismatch(format!(
+                "{} has {base} tokens, more than the model's {table_rows} token embeddings: \
+                 is it the tokenizer of another model?",
+                path.display()
+            )));
+        }
         Self::new(inner, image_token_id, path)
     }
 

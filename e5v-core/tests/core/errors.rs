@@ -142,3 +142,31 @@ fn a_model_directory_without_tokenizer_fails_clearly() {
     .expect_err("not a model");
     assert!(err.to_string().contains("config.json"), "{err}");
 }
+
+#[test]
+fn a_tokenizer_of_another_model_is_a_mismatch_naming_the_file() {
+    // The tiny tokenizer with more base tokens than the model has embeddings.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = root().join("tiny-e5v");
+    for file in ["config.json", "model.safetensors", "processor_config.json"] {
+        std::fs::copy(model.join(file), dir.path().join(file)).expect("copy");
+    }
+    let text = std::fs::read_to_string(model.join("tokenizer.json")).expect("tokenizer");
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let vocab = tokenizer["model"]["vocab"]
+        .as_object_mut()
+        .expect("a BPE vocabulary");
+    for i in 0..10 {
+        vocab.insert(format!("extra{i}"), serde_json::json!(2000 + i));
+    }
+    std::fs::write(
+        dir.path().join("tokenizer.json"),
+        serde_json::to_string(&tokenizer).expect("json"),
+    )
+    .expect("write");
+    let err =
+        e5v_core::Embedder::<B>::new(dir.path(), EmbedderOptions::default(), &Default::default())
+            .expect_err("vocabulary mismatch");
+    assert!(matches!(err, Error::Mismatch(_)), "{err:?}");
+    assert!(err.to_string().contains("tokenizer.json"), "{err}");
+}
