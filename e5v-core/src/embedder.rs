@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use e5v_model::{Batch, DecoderFamily, ImageCrops, LlavaNext, Sequence};
+use e5v_model::{
+    Batch, Checkpoint, DecoderFamily, ImageCrops, LlavaNext, LlavaNextConfig, Sequence,
+};
 use e5v_prompt::ChatTemplate;
 
 use crate::{
@@ -59,7 +61,13 @@ impl<B: Backend> Embedder<B> {
             }
         }
         let dtype = options.precision.dtype();
-        let mut model = LlavaNext::load(dir, device, dtype)?;
+        let config = LlavaNextConfig::from_file(dir.join("config.json"))?;
+        let checkpoint = Checkpoint::open(dir)?;
+        if options.check_finite_weights {
+            checkpoint.check_finite()?;
+        }
+        let mut model = LlavaNext::from_checkpoint(config, &checkpoint, device, dtype)?;
+        drop(checkpoint);
         let limits = DeviceLimits::of::<B>(device);
         model.set_attention_budget(limits.attention_budget());
         let config = model.config();

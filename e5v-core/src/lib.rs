@@ -60,7 +60,7 @@ mod tokenize;
 
 #[allow(unused_imports)]
 pub use backend::*;
-pub use e5v_model::{ImagePipeline, UnknownName};
+pub use e5v_model::{ImagePipeline, ModelError, UnknownName};
 // Template's methods return Modality, Prompt and Segment: users name them through this crate.
 pub use e5v_prompt::{
     ChatTemplate, FashionCategory, Modality, Preset, Prompt, PromptError, Segment, Template,

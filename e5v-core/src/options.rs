@@ -106,6 +106,10 @@ pub struct EmbedderOptions {
     pub truncation: Truncation,
     /// Limits applied when decoding images, checked before allocating.
     pub decode_limits: DecodeLimits,
+    /// Scan every weight for NaN or infinite values while loading and fail with
+    /// [`ModelError::NonFinite`](e5v_model::ModelError::NonFinite) naming the tensor and file.
+    /// Off by default: it reads the whole checkpoint once more (seconds per 10 GB).
+    pub check_finite_weights: bool,
 }
 
 impl Default for EmbedderOptions {
@@ -121,6 +125,7 @@ impl Default for EmbedderOptions {
             prompts: Prompts::default(),
             truncation: Truncation::default(),
             decode_limits: DecodeLimits::default(),
+            check_finite_weights: false,
         }
     }
 }
@@ -196,6 +201,12 @@ impl EmbedderOptions {
     /// Sets [`Self::decode_limits`].
     pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
         self.decode_limits = limits;
+        self
+    }
+
+    /// Sets [`Self::check_finite_weights`].
+    pub fn with_check_finite_weights(mut self, check: bool) -> Self {
+        self.check_finite_weights = check;
         self
     }
 }

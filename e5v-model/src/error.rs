@@ -106,6 +106,14 @@ pub enum ModelError {
     /// The checkpoint holds tensors the model does not use, outside the allow-list.
     #[error("{} unexpected tensor(s) in the checkpoint, e.g. `{}`", .0.len(), .0.first().map(String::as_str).unwrap_or_default())]
     UnexpectedTensors(Vec<String>),
+    /// A weight holds NaN or an infinity ([`Checkpoint::check_finite`](crate::Checkpoint::check_finite)).
+    #[error("tensor `{key}` in {path} holds NaN or infinite values")]
+    NonFinite {
+        /// The checkpoint key.
+        key: String,
+        /// The file holding it.
+        path: PathBuf,
+    },
     /// The inputs given to the model are inconsistent with it.
     #[error("invalid model input: {0}")]
     InvalidInput(String),

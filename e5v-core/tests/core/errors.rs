@@ -170,3 +170,38 @@ fn a_tokenizer_of_another_model_is_a_mismatch_naming_the_file() {
     assert!(matches!(err, Error::Mismatch(_)), "{err:?}");
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }
+
+#[test]
+fn non_finite_weights_fail_the_load_when_checked() {
+    let model = root().join("tiny-e5v");
+    let bytes = std::fs::read(model.join("model.safetensors")).expect("fixture");
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("valid");
+    let key = "language_model.model.norm.weight";
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    let norm = tensors.iter_mut().find(|t| t.0 == key).expect("tensor");
+    norm.3[..4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["config.json", "tokenizer.json", "processor_config.json"] {
+        std::fs::copy(model.join(name), dir.path().join(name)).expect("copy");
+    }
+    let views = tensors.iter().map(|(k, dtype, shape, data)| {
+        let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data);
+        (k.clone(), view.expect("view"))
+    });
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors"))
+        .expect("write");
+    // Off by default.
+    e5v_core::Embedder::<B>::new(dir.path(), EmbedderOptions::default(), &Default::default())
+        .expect("loads");
+    let checked = EmbedderOptions::default().with_check_finite_weights(true);
+    let err = e5v_core::Embedder::<B>::new(dir.path(), checked, &Default::default())
+        .expect_err("an infinite weight");
+    assert!(
+        matches!(&err, Error::Model(e5v_core::ModelError::NonFinite { key: k, .. }) if k == key),
+        "{err:?}"
+    );
+}

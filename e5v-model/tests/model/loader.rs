@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use burn::tensor::DType;
-use e5v_model::{LlavaNext, ModelError};
+use e5v_model::{Checkpoint, LlavaNext, ModelError};
 use safetensors::{Dtype, tensor::TensorView};
 
 use crate::fixtures::root;
@@ -167,4 +167,52 @@ fn a_dtype_the_backend_cannot_hold_is_an_error_not_a_panic() {
         matches!(&err, ModelError::Unsupported { field: "dtype", .. }),
         "{err}"
     );
+}
+
+#[test]
+fn non_finite_weights_are_found_on_request_naming_tensor_and_file() {
+    let key = "language_model.model.norm.weight";
+    let clean = tensors();
+    let (_, shape, _) = clean.get(key).cloned().expect("fixture tensor");
+    let count: usize = shape.iter().product();
+    // One bad value, last in the tensor, in each stored dtype.
+    let cases: [(Dtype, Vec<u8>, Vec<u8>); 3] = [
+        (
+            Dtype::F32,
+            1.0f32.to_le_bytes().to_vec(),
+            f32::NAN.to_le_bytes().to_vec(),
+        ),
+        (
+            Dtype::F16,
+            0x3c00u16.to_le_bytes().to_vec(),
+            0x7c00u16.to_le_bytes().to_vec(),
+        ),
+        (
+            Dtype::BF16,
+            0x3f80u16.to_le_bytes().to_vec(),
+            0xff80u16.to_le_bytes().to_vec(),
+        ),
+    ];
+    for (dtype, one, bad) in cases {
+        let mut broken = clean.clone();
+        let mut data = one.repeat(count - 1);
+        data.extend_from_slice(&bad);
+        broken.insert(key.to_owned(), (dtype, shape.clone(), data));
+        let dir = model_dir(&broken);
+        // Off by default: the model loads.
+        LlavaNext::<B>::load(dir.path(), &Default::default(), DType::F32).expect("loads");
+        let checkpoint = Checkpoint::open(dir.path()).expect("opens");
+        match checkpoint.check_finite() {
+            Err(ModelError::NonFinite { key: found, path }) => {
+                assert_eq!(found, key, "{dtype:?}");
+                assert!(path.ends_with("model.safetensors"), "{dtype:?}: {path:?}");
+            }
+            other => panic!("{dtype:?}: {other:?}"),
+        }
+    }
+    let dir = model_dir(&clean);
+    Checkpoint::open(dir.path())
+        .expect("opens")
+        .check_finite()
+        .expect("the fixture is finite");
 }
