@@ -45,7 +45,17 @@ pub(crate) trait ParamSource<B: Backend> {
         output: usize,
         bias: bool,
         std: f64,
-    ) -> Result<Linear<B>, Self::Error>;
+    ) -> Result<Linear<B>, Self::Error> {
+        let weight = self.tensor(&format!("{prefix}.weight"), [output, input], &normal(std))?;
+        let bias = match bias {
+            true => Some(self.param(&format!("{prefix}.bias"), [output], &Initializer::Zeros)?),
+            false => None,
+        };
+        Ok(Linear {
+            weight: Param::from_tensor(weight.transpose()),
+            bias,
+        })
+    }
 
     /// Rows of the tensor `key`: the checkpoint's (a table may disagree with its config), or
     /// `configured` for random weights.
@@ -67,26 +77,6 @@ impl<B: Backend> ParamSource<B> for WeightLoader<'_, B> {
         _init: &Initializer,
     ) -> Result<Tensor<B, D>> {
         WeightLoader::tensor(self, key, shape)
-    }
-
-    fn param<const D: usize>(
-        &mut self,
-        key: &str,
-        shape: [usize; D],
-        _init: &Initializer,
-    ) -> Result<Param<Tensor<B, D>>> {
-        WeightLoader::param(self, key, shape)
-    }
-
-    fn linear(
-        &mut self,
-        prefix: &str,
-        input: usize,
-        output: usize,
-        bias: bool,
-        _std: f64,
-    ) -> Result<Linear<B>> {
-        WeightLoader::linear(self, prefix, input, output, bias)
     }
 
     fn rows(&self, key: &str, _configured: usize) -> Result<usize> {
@@ -134,25 +124,6 @@ impl<B: Backend> ParamSource<B> for RandomInit<B> {
         Ok(match self.dtype {
             Some(dtype) if dtype != tensor.dtype() => tensor.cast(dtype),
             _ => tensor,
-        })
-    }
-
-    fn linear(
-        &mut self,
-        prefix: &str,
-        input: usize,
-        output: usize,
-        bias: bool,
-        std: f64,
-    ) -> Result<Linear<B>, Infallible> {
-        let weight = self.tensor(&format!("{prefix}.weight"), [output, input], &normal(std))?;
-        let bias = match bias {
-            true => Some(self.param(&format!("{prefix}.bias"), [output], &Initializer::Zeros)?),
-            false => None,
-        };
-        Ok(Linear {
-            weight: Param::from_tensor(weight.transpose()),
-            bias,
         })
     }
 

@@ -11,11 +11,7 @@ pub use checkpoint::Checkpoint;
 
 use std::collections::BTreeSet;
 
-use burn::{
-    module::Param,
-    nn::Linear,
-    tensor::{DType, Tensor, TensorData, backend::Backend},
-};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use safetensors::Dtype;
 
 use crate::{ModelError, Result};
@@ -79,34 +75,6 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         self.checkpoint.release(entry);
         self.used.insert(key.to_owned());
         Ok(tensor)
-    }
-
-    pub fn param<const D: usize>(
-        &mut self,
-        key: &str,
-        shape: [usize; D],
-    ) -> Result<Param<Tensor<B, D>>> {
-        self.tensor(key, shape).map(Param::from_tensor)
-    }
-
-    /// A PyTorch `nn.Linear` (`weight: [out, in]`, optional `bias: [out]`) as a burn `Linear`,
-    /// whose weight is `[in, out]`: the transposed view keeps PyTorch's memory layout.
-    pub fn linear(
-        &mut self,
-        prefix: &str,
-        input: usize,
-        output: usize,
-        bias: bool,
-    ) -> Result<Linear<B>> {
-        let weight = self.tensor(&format!("{prefix}.weight"), [output, input])?;
-        let bias = match bias {
-            true => Some(self.param(&format!("{prefix}.bias"), [output])?),
-            false => None,
-        };
-        Ok(Linear {
-            weight: Param::from_tensor(weight.transpose()),
-            bias,
-        })
     }
 
     /// Fails if the checkpoint holds tensors that were not loaded and are not allowed to be
