@@ -266,17 +266,6 @@ fn init_with_half_precision<B: Backend>() {
     init_with_dtype_casts_every_weight::<B>(DType::F16);
 }
 
-macro_rules! on_backends {
-    ($($name:ident),*) => {
-        mod ndarray {
-            $(#[test] fn $name() { super::$name::<burn::backend::NdArray<f32>>() })*
-        }
-        mod flex {
-            $(#[test] fn $name() { super::$name::<burn::backend::Flex>() })*
-        }
-    };
-}
-
 on_backends!(
     init_has_the_parameters_of_a_loaded_model,
     a_loaded_record_loads_into_an_init_model,

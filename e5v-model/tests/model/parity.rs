@@ -199,17 +199,6 @@ fn forward_rejects_inconsistent_input<B: Backend>() {
     }
 }
 
-macro_rules! on_backends {
-    ($($name:ident),*) => {
-        mod ndarray {
-            $(#[test] fn $name() { super::$name::<burn::backend::NdArray<f32>>() })*
-        }
-        mod flex {
-            $(#[test] fn $name() { super::$name::<burn::backend::Flex>() })*
-        }
-    };
-}
-
 on_backends!(
     text_hidden_states_match,
     image_pipeline_matches_layer_by_layer,

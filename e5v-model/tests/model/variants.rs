@@ -191,17 +191,6 @@ fn mistral_sliding_window_image_matches<B: Backend>() {
     }
 }
 
-macro_rules! on_backends {
-    ($($name:ident),*) => {
-        mod ndarray {
-            $(#[test] fn $name() { super::$name::<burn::backend::NdArray<f32>>() })*
-        }
-        mod flex {
-            $(#[test] fn $name() { super::$name::<burn::backend::Flex>() })*
-        }
-    };
-}
-
 on_backends!(
     mistral_sliding_window_text_matches,
     mistral_sliding_window_image_matches,
