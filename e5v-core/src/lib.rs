@@ -37,7 +37,9 @@
 //! transformers changed its LLaVA-NeXT image handling in 4.44 (and Pillow its resize pass order
 //! in 12.2); the paper's numbers were made with transformers 4.41.2. [`ImagePipeline`] picks the
 //! stack to reproduce bit for bit: [`ImagePipeline::Transformers`] (default) is current
-//! transformers, [`ImagePipeline::Transformers441`] the paper's.
+//! transformers, [`ImagePipeline::Transformers441`] the paper's. JPEG is decoded as Pillow
+//! decodes it, bit for bit, with the `exact-jpeg` feature (on by default: libjpeg-turbo's
+//! decoder, compiled from source by cargo; it needs `panic = "unwind"`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

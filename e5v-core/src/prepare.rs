@@ -1,13 +1,12 @@
 //! Turning one [`Input`] into token ids and image bytes, before any tensor work.
 
-use std::{io::Cursor, path::PathBuf};
+use std::path::PathBuf;
 
 use e5v_model::{ImagePipeline, anyres};
 use e5v_prompt::{ChatTemplate, Modality, Prompt, Template};
 
 use crate::{
-    Error, Input, Prompts, Result, Truncation, image::ImageError, input::ImageSource,
-    tokenize::PromptTokenizer,
+    Error, Input, Prompts, Result, Truncation, input::ImageSource, tokenize::PromptTokenizer,
 };
 
 /// An input ready for the model: its tokens and, if it has one, its encoded image.
@@ -243,20 +242,7 @@ impl PrepareContext<'_> {
             path: path.clone(),
             source,
         };
-        let reader = ::image::ImageReader::new(Cursor::new(&bytes))
-            .with_guessed_format()
-            .map_err(|e| image_error(ImageError::Decode(Box::new(e))))?;
-        if reader.format().is_none() {
-            return Err(image_error(ImageError::UnsupportedFormat(
-                "unrecognised image signature".into(),
-            )));
-        }
-        let (width, height) = reader
-            .into_dimensions()
-            .map_err(|e| image_error(ImageError::Decode(Box::new(e))))?;
-        if width == 0 || height == 0 {
-            return Err(image_error(ImageError::Empty { height, width }));
-        }
+        let (width, height) = crate::image::dimensions(&bytes).map_err(image_error)?;
         Ok(EncodedImage {
             bytes,
             size: (height, width),

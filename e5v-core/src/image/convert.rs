@@ -74,8 +74,10 @@ impl DecodeLimits {
 /// content.
 ///
 /// EXIF orientation is not applied (as `PIL.Image.open` followed by the image processor does
-/// not). JPEG is decoded by the `image` crate, not libjpeg-turbo, so JPEG pixels may differ from
-/// Pillow's by a few levels; lossless formats decode exactly.
+/// not). Lossless formats decode to Pillow's pixels. JPEG does too with the `exact-jpeg` feature
+/// (on by default: libjpeg-turbo's decoder, as Pillow uses; CMYK arrives converted to RGB with
+/// Pillow's formula); without it the `image` crate decodes JPEG and pixels may differ from
+/// Pillow's by a few levels.
 ///
 /// # Errors
 /// [`ImageError::UnsupportedFormat`] for unrecognised or unsupported content,
@@ -91,6 +93,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Image
             "the bytes are not a recognised image format".into(),
         ));
     }
+    #[cfg(feature = "exact-jpeg")]
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        return super::jpeg::decode(bytes, limits);
+    }
     reader.limits(limits.to_image_limits());
     let image = reader.decode().map_err(map_decode_error)?;
     if image.width() == 0 || image.height() == 0 {
@@ -100,6 +106,32 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Image
         });
     }
     Ok(image)
+}
+
+/// The size (width, height) from the header alone, as [`decode`] will see it; nothing is
+/// decoded.
+///
+/// # Errors
+/// As [`decode`], for what the header shows: [`ImageError::UnsupportedFormat`],
+/// [`ImageError::Decode`] or [`ImageError::Empty`].
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Decode(Box::new(e)))?;
+    let (width, height) = match reader.format() {
+        None => {
+            return Err(ImageError::UnsupportedFormat(
+                "the bytes are not a recognised image format".into(),
+            ));
+        }
+        #[cfg(feature = "exact-jpeg")]
+        Some(image::ImageFormat::Jpeg) => super::jpeg::dimensions(bytes)?,
+        Some(_) => reader.into_dimensions().map_err(map_decode_error)?,
+    };
+    if width == 0 || height == 0 {
+        return Err(ImageError::Empty { height, width });
+    }
+    Ok((width, height))
 }
 
 fn map_decode_error(error: image::ImageError) -> ImageError {

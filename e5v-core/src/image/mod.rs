@@ -11,11 +11,13 @@
 mod config;
 mod convert;
 mod error;
+#[cfg(feature = "exact-jpeg")]
+mod jpeg;
 mod preprocess;
 mod resize;
 
 pub use config::{ImageProcessorConfig, ResizeTarget};
-pub use convert::{DecodeLimits, decode, to_rgb};
+pub use convert::{DecodeLimits, decode, dimensions, to_rgb};
 pub use error::ImageError;
 pub use preprocess::{PreprocessedImage, preprocess};
 pub use resize::PassOrder;
