@@ -280,10 +280,10 @@ mod tests {
             let label = format!("{input} ({behaviour:?})");
             let bytes = fixture_bytes(&format!("inputs/{input}"));
             let decoded = decode_any(&bytes, &DecodeLimits::default());
-            if let (Ok(image), Ok(size)) = (&decoded, dimensions_any(&bytes)) {
-                if size != image.dimensions() {
-                    failures.push(format!("{label}: header size {size:?}"));
-                }
+            if let (Ok(image), Ok(size)) = (&decoded, dimensions_any(&bytes))
+                && size != image.dimensions()
+            {
+                failures.push(format!("{label}: header size {size:?}"));
             }
             match (decoded, case.get("error")) {
                 (Err(ImageError::Decode(_)), Some(_)) => {}
