@@ -86,20 +86,24 @@ pub enum ModelError {
     #[error("missing tensor `{0}` in the checkpoint")]
     MissingTensor(String),
     /// A tensor has another shape than the config implies.
-    #[error("tensor `{key}` has shape {found:?}, expected {expected:?}")]
+    #[error("tensor `{key}` in {path} has shape {found:?}, expected {expected:?}")]
     ShapeMismatch {
         /// The checkpoint key.
         key: String,
+        /// The file holding it.
+        path: PathBuf,
         /// The shape the config implies.
         expected: Vec<usize>,
         /// The shape in the file.
         found: Vec<usize>,
     },
     /// A tensor is stored in a dtype the loader does not read.
-    #[error("tensor `{key}` has unsupported dtype {dtype} (supported: F32, F16, BF16)")]
+    #[error("tensor `{key}` in {path} has unsupported dtype {dtype} (supported: F32, F16, BF16)")]
     UnsupportedDtype {
         /// The checkpoint key.
         key: String,
+        /// The file holding it.
+        path: PathBuf,
         /// The dtype in the file.
         dtype: String,
     },

@@ -63,6 +63,16 @@ impl Checkpoint {
             let mut shards: Vec<String> = parsed.weight_map.into_values().collect();
             shards.sort();
             shards.dedup();
+            // A shard is a file next to the index: no folders, no `..`, no absolute paths.
+            if let Some(bad) = shards
+                .iter()
+                .find(|name| Path::new(name).file_name() != Some(std::ffi::OsStr::new(name)))
+            {
+                return Err(ModelError::CorruptFile {
+                    path: index,
+                    reason: format!("shard `{bad}` is not a file name in the checkpoint's folder"),
+                });
+            }
             shards.into_iter().map(|name| dir.join(name)).collect()
         } else if single.is_file() {
             vec![single]

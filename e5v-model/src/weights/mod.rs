@@ -51,6 +51,7 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         if entry.shape != shape {
             return Err(ModelError::ShapeMismatch {
                 key: entry.original_key.clone(),
+                path: self.checkpoint.path_of(entry).to_owned(),
                 expected: shape.to_vec(),
                 found: entry.shape.clone(),
             });
@@ -62,10 +63,8 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
             other => {
                 return Err(ModelError::UnsupportedDtype {
                     key: entry.original_key.clone(),
-                    dtype: format!(
-                        "{other:?} (in {})",
-                        self.checkpoint.path_of(entry).display()
-                    ),
+                    path: self.checkpoint.path_of(entry).to_owned(),
+                    dtype: format!("{other:?}"),
                 });
             }
         };

@@ -68,6 +68,7 @@ fn shape_mismatch_names_both_shapes() {
     match &err {
         ModelError::ShapeMismatch {
             key,
+            path,
             expected,
             found,
         } => {
@@ -75,6 +76,7 @@ fn shape_mismatch_names_both_shapes() {
                 (key.as_str(), expected.as_slice(), found.as_slice()),
                 ("image_newline", &[64][..], &[63][..])
             );
+            assert!(path.ends_with("model.safetensors"), "{}", path.display());
         }
         other => panic!("unexpected error {other}"),
     }
@@ -107,7 +109,8 @@ fn unsupported_dtype_is_named() {
     t.get_mut("image_newline").expect("present").0 = Dtype::I32;
     let err = load_error(model_dir(&t).path());
     assert!(
-        matches!(&err, ModelError::UnsupportedDtype { key, .. } if key == "image_newline"),
+        matches!(&err, ModelError::UnsupportedDtype { key, path, .. }
+            if key == "image_newline" && path.ends_with("model.safetensors")),
         "{err}"
     );
 }
@@ -147,6 +150,26 @@ fn a_directory_without_weights_or_with_a_missing_shard_fails_clearly() {
         err.to_string().contains("model-00001-of-00001.safetensors"),
         "{err}"
     );
+    // Shard names that would leave the folder are refused before any file is opened.
+    for name in [
+        "../model.safetensors",
+        "/etc/hostname",
+        "sub/model.safetensors",
+        "..",
+    ] {
+        let index = serde_json::json!({"weight_map": {"image_newline": name}});
+        std::fs::write(
+            dir.path().join("model.safetensors.index.json"),
+            index.to_string(),
+        )
+        .expect("index");
+        let err = load_error(dir.path());
+        assert!(
+            matches!(&err, ModelError::CorruptFile { path, reason }
+                if path.ends_with("model.safetensors.index.json") && reason.contains(name)),
+            "{name}: {err}"
+        );
+    }
 }
 
 #[test]
