@@ -417,4 +417,73 @@ mod tests {
         assert!(prompt.segments().is_empty() && !prompt.has_image());
         Ok(())
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Template sources: placeholders, their fragments and arbitrary text, in any order.
+        fn source() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("<sent>".to_string()),
+                Just("<image>".to_string()),
+                Just("<".to_string()),
+                Just(">".to_string()),
+                Just("<sent".to_string()),
+                Just("image>".to_string()),
+                "\\PC{0,6}",
+            ];
+            prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+        }
+
+        /// User text, often holding placeholders and special tokens.
+        fn user_text() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("<sent>".to_string()),
+                Just("<image>".to_string()),
+                Just("<|eot_id|>".to_string()),
+                Just("[INST]".to_string()),
+                Just("<|image_1|>".to_string()),
+                "\\PC{0,8}",
+            ];
+            prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+        }
+
+        const MODALITIES: [Modality; 3] = [Modality::Text, Modality::Image, Modality::Composed];
+        const CHATS: [ChatTemplate; 4] = [
+            ChatTemplate::Llama3,
+            ChatTemplate::Mistral,
+            ChatTemplate::Phi3,
+            ChatTemplate::Raw,
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any source either fails with a typed error or is a template whose rendering has
+            /// exactly the modality's image slots, whatever the user text holds: text can never
+            /// create, remove or move a slot, and the text arrives verbatim.
+            #[test]
+            fn user_text_never_changes_the_slots(source in source(), text in user_text()) {
+                for modality in MODALITIES {
+                    let Ok(template) = Template::new(source.clone(), modality) else { continue };
+                    for chat in CHATS {
+                        let text = modality.has_text().then_some(text.as_str());
+                        let Ok(prompt) = template.render(chat, text) else { continue };
+                        let images = prompt.segments().iter().filter(|s| **s == Segment::Image).count();
+                        prop_assert_eq!(images, usize::from(modality.has_image()));
+                        prop_assert!(!prompt.segments().contains(&Segment::Text(String::new())));
+                        if let Some(text) = text {
+                            let joined: String = prompt.segments().iter().map(|s| match s {
+                                Segment::Text(t) => t.as_str(),
+                                Segment::Image => "",
+                            }).collect();
+                            prop_assert!(joined.contains(text));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ use std::{
 // not build it.
 #[cfg(all(feature = "flex", feature = "hub"))]
 mod example;
+mod jsonl;
 mod readme;
 
 /// `fixtures/` of this checkout.

@@ -1,5 +1,6 @@
 //! Integration tests of the Embedder against the transformers reference fixtures.
 
+mod alloc_peak;
 mod concurrency;
 mod errors;
 mod fixtures;
@@ -9,4 +10,5 @@ mod hub;
 #[cfg(all(feature = "hub", unix))]
 mod hub_server;
 mod parity;
+mod properties;
 mod stream;

@@ -170,3 +170,104 @@ fn unsupported_choices_are_named_in_the_error() {
     assert!(e.contains("pinpoints"), "{e}");
     assert!(error_of("{not json").contains("config.json"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::{ImagePipeline, anyres};
+
+    /// Values a field may be replaced with: wrong types, zero, negatives, huge and fractional
+    /// numbers, and plausible sizes.
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (0u64..5000).prop_map(Value::from),
+            prop_oneof![
+                Just(0.0),
+                Just(-1.0),
+                Just(1e300),
+                Just(0.5),
+                Just(f64::MIN_POSITIVE)
+            ]
+            .prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::from),
+            prop::collection::vec((0u32..2000).prop_map(Value::from), 0..3).prop_map(Value::from),
+            Just(serde_json::json!([[0, 336]])),
+            Just(serde_json::json!({})),
+        ]
+    }
+
+    /// Replaces (or removes, for `Null` in an object) the value at a path chosen by `steps`.
+    fn mutate(value: &mut Value, steps: &[prop::sample::Index], new: Value) {
+        let Some((step, rest)) = steps.split_first() else {
+            *value = new;
+            return;
+        };
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                let key = map
+                    .keys()
+                    .nth(step.index(map.len()))
+                    .cloned()
+                    .unwrap_or_default();
+                if rest.is_empty() && new.is_null() {
+                    map.remove(&key);
+                } else if let Some(child) = map.get_mut(&key) {
+                    mutate(child, rest, new);
+                }
+            }
+            Value::Array(items) if !items.is_empty() => {
+                let i = step.index(items.len());
+                mutate(&mut items[i], rest, new);
+            }
+            other => *other = new,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any edit of E5-V's config.json either fails with a typed error or gives a config
+        /// whose derived geometry can be computed without a panic (no division by zero, no
+        /// overflow) for any image size.
+        #[test]
+        fn edited_configs_parse_or_fail_cleanly(
+            edits in prop::collection::vec(
+                (prop::collection::vec(any::<prop::sample::Index>(), 1..4), value()),
+                1..4,
+            ),
+            image in (1u32..5000, 1u32..5000),
+        ) {
+            let mut json: Value = serde_json::from_str(E5V_4X).expect("fixture");
+            for (path, new) in edits {
+                mutate(&mut json, &path, new);
+            }
+            let Ok(config) = LlavaNextConfig::from_json(&json.to_string()) else { return Ok(()) };
+            let vision = &config.vision;
+            let per_side = vision.patches_per_side();
+            prop_assert!(per_side > 0 && vision.patches_per_crop() >= per_side);
+            prop_assert!(config.text.hidden_size > 0 && config.text.num_heads > 0);
+            for behaviour in [ImagePipeline::Transformers, ImagePipeline::Transformers441] {
+                let tokens = anyres::image_token_count(
+                    image,
+                    &config.grid_pinpoints,
+                    vision.image_size as u32,
+                    per_side,
+                    behaviour,
+                );
+                prop_assert!(tokens >= per_side * per_side);
+            }
+        }
+
+        /// Arbitrary text is never a panic.
+        #[test]
+        fn arbitrary_text_is_an_error_not_a_panic(text in "\\PC{0,64}") {
+            prop_assert!(LlavaNextConfig::from_json(&text).is_err());
+        }
+    }
+}

@@ -239,3 +239,163 @@ fn non_finite_weights_are_found_on_request_naming_tensor_and_file() {
         .check_finite()
         .expect("the fixture is finite");
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Splits a safetensors file into its header JSON and its data.
+    fn split(bytes: &[u8]) -> (Value, &[u8]) {
+        let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        let header = serde_json::from_slice(&bytes[8..8 + len]).expect("header");
+        (header, &bytes[8 + len..])
+    }
+
+    fn join(header: &Value, data: &[u8]) -> Vec<u8> {
+        let text = header.to_string();
+        let mut out = (text.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    /// One edit of a tensor's header entry or of the file's bytes.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Dtype(prop::sample::Index, String),
+        Shape(prop::sample::Index, Vec<u64>),
+        Offsets(prop::sample::Index, u64, u64),
+        HeaderLength(u64),
+        Byte(prop::sample::Index, u8),
+        Truncate(prop::sample::Index),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let huge = prop_oneof![any::<u64>(), 0u64..5000, Just(u64::MAX), Just(1 << 62)];
+        prop_oneof![
+            (
+                any::<prop::sample::Index>(),
+                prop_oneof![
+                    Just("F32"),
+                    Just("F16"),
+                    Just("BF16"),
+                    Just("I64"),
+                    Just("F8_E4M3"),
+                    Just("bogus")
+                ]
+                .prop_map(String::from)
+            )
+                .prop_map(|(i, d)| Edit::Dtype(i, d)),
+            (
+                any::<prop::sample::Index>(),
+                prop::collection::vec(huge.clone(), 0..4)
+            )
+                .prop_map(|(i, s)| Edit::Shape(i, s)),
+            (any::<prop::sample::Index>(), huge.clone(), huge.clone())
+                .prop_map(|(i, a, b)| Edit::Offsets(i, a, b)),
+            huge.prop_map(Edit::HeaderLength),
+            (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Byte(i, b)),
+            any::<prop::sample::Index>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn apply(bytes: Vec<u8>, edit: &Edit) -> Vec<u8> {
+        match edit {
+            Edit::HeaderLength(len) => {
+                let mut bytes = bytes;
+                bytes[..8].copy_from_slice(&len.to_le_bytes());
+                bytes
+            }
+            Edit::Byte(i, b) => {
+                let mut bytes = bytes;
+                let at = i.index(bytes.len());
+                bytes[at] = *b;
+                bytes
+            }
+            Edit::Truncate(i) => bytes[..i.index(bytes.len())].to_vec(),
+            Edit::Dtype(i, _) | Edit::Shape(i, _) | Edit::Offsets(i, _, _) => {
+                if bytes.len() < 8 || split_ok(&bytes).is_none() {
+                    return bytes;
+                }
+                let (mut header, data) = split(&bytes);
+                let map = header.as_object_mut().expect("object");
+                let keys: Vec<String> = map
+                    .keys()
+                    .filter(|k| *k != "__metadata__")
+                    .cloned()
+                    .collect();
+                let key = &keys[i.index(keys.len())];
+                let tensor = map.get_mut(key).expect("entry");
+                match edit {
+                    Edit::Dtype(_, d) => tensor["dtype"] = Value::from(d.as_str()),
+                    Edit::Shape(_, s) => tensor["shape"] = Value::from(s.clone()),
+                    Edit::Offsets(_, a, b) => tensor["data_offsets"] = Value::from(vec![*a, *b]),
+                    _ => unreachable!(),
+                }
+                join(&header, data)
+            }
+        }
+    }
+
+    /// Whether the bytes still start with a readable header (edits of the JSON need one).
+    fn split_ok(bytes: &[u8]) -> Option<()> {
+        let len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+        let header = bytes.get(8..8usize.checked_add(len)?)?;
+        serde_json::from_slice::<Value>(header)
+            .ok()
+            .filter(Value::is_object)
+            .map(|_| ())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any edit of the checkpoint's header (dtype, shape, offsets, header length), any
+        /// byte and any truncation: loading gives a model or a typed error, never a panic, and
+        /// a `CorruptFile` error names the file.
+        #[test]
+        fn edited_checkpoints_load_or_fail_cleanly(edits in prop::collection::vec(edit(), 1..4)) {
+            let dir = model_dir(&tensors());
+            let path = dir.path().join("model.safetensors");
+            let mut bytes = std::fs::read(&path).expect("written");
+            for edit in &edits {
+                bytes = apply(bytes, edit);
+            }
+            std::fs::write(&path, &bytes).expect("write");
+            match LlavaNext::<B>::load(dir.path(), &Default::default(), DType::F32) {
+                Ok(_) => {}
+                Err(ModelError::CorruptFile { path: p, .. }) => prop_assert_eq!(p, path),
+                Err(_) => {}
+            }
+            if let Ok(checkpoint) = Checkpoint::open(dir.path()) {
+                let _ = checkpoint.check_finite();
+            }
+        }
+
+        /// Any index file: a typed error or a checkpoint, never a panic or a file outside the
+        /// folder.
+        #[test]
+        fn arbitrary_index_files_fail_cleanly(
+            names in prop::collection::vec(prop_oneof![
+                Just("model.safetensors".to_string()),
+                Just("../model.safetensors".to_string()),
+                Just("".to_string()),
+                Just(".".to_string()),
+                "\\PC{0,12}",
+            ], 0..4),
+            raw in prop::option::of("\\PC{0,40}"),
+        ) {
+            let dir = model_dir(&tensors());
+            let map: serde_json::Map<String, Value> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("t{i}"), Value::from(n.as_str())))
+                .collect();
+            let index = raw.unwrap_or_else(|| serde_json::json!({"weight_map": map}).to_string());
+            std::fs::write(dir.path().join("model.safetensors.index.json"), index).expect("index");
+            let _ = Checkpoint::open(dir.path());
+        }
+    }
+}

@@ -24,7 +24,11 @@ use burn::tensor::backend::Backend;
 use clap::Parser;
 use e5v::{BackendName, Embedder, EmbedderOptions, ImagePipeline, Input, Precision, hub::Hub};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Map, Value, json};
+use serde_json::json;
+
+mod jsonl;
+
+use jsonl::parse_line;
 
 #[derive(Parser, Debug)]
 #[command(about = "Embed texts, images and composed queries with E5-V")]
@@ -180,34 +184,6 @@ fn read_inputs(path: &Path) -> Result<(Vec<Input>, Vec<usize>), String> {
         lines.push(i + 1);
     }
     Ok((inputs, lines))
-}
-
-fn parse_line(line: &str, base: &Path) -> Result<Input, String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(mut fields) = value else {
-        return Err("expected a JSON object".into());
-    };
-    let mut take = |key: &str| -> Result<Option<String>, String> {
-        match fields.remove(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(format!("\"{key}\" must be a string, got {other}")),
-        }
-    };
-    let (text, image, prompt) = (take("text")?, take("image")?, take("prompt")?);
-    if let Some(key) = Map::keys(&fields).next() {
-        return Err(format!(
-            "unknown field \"{key}\" (expected text, image, prompt)"
-        ));
-    }
-    let image = image.map(|p| base.join(p).into());
-    Ok(match (prompt, image, text) {
-        (Some(prompt), image, text) => Input::custom(prompt, image, text),
-        (None, Some(image), Some(text)) => Input::composed(image, text),
-        (None, Some(image), None) => Input::Image(image),
-        (None, None, Some(text)) => Input::text(text),
-        (None, None, None) => return Err("a line needs \"text\", \"image\" or \"prompt\"".into()),
-    })
 }
 
 /// Runs `write` on a temporary file next to `path` and renames it into place if it succeeds;
