@@ -132,6 +132,66 @@ fn truncated_and_corrupt_files_are_reported_with_their_path() {
 }
 
 #[test]
+fn a_tensor_ending_past_the_file_is_an_error_naming_the_file() {
+    let dir = model_dir(&tensors());
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).expect("written");
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).expect("json");
+    // Grow the last tensor of the data (shape and offsets stay consistent): it now ends past
+    // the end of the file.
+    let (key, end) = header
+        .as_object()
+        .expect("object")
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v["data_offsets"][1].as_u64()?)))
+        .max_by_key(|(_, end)| *end)
+        .expect("tensors");
+    let entry = &mut header[&key];
+    let start = entry["data_offsets"][0].as_u64().expect("start");
+    let elements = (end - start) / 4 + 1000;
+    entry["shape"] = serde_json::json!([elements]);
+    entry["data_offsets"] = serde_json::json!([start, start + elements * 4]);
+    let text = header.to_string();
+    let mut forged = (text.len() as u64).to_le_bytes().to_vec();
+    forged.extend_from_slice(text.as_bytes());
+    forged.extend_from_slice(&bytes[8 + len..]);
+    std::fs::write(&path, forged).expect("write");
+    // The safetensors reader sees that the offsets and the file's length disagree before any
+    // tensor is looked at: the error names the file (the data, not one tensor, is short).
+    let err = load_error(dir.path());
+    assert!(
+        matches!(&err, ModelError::CorruptFile { path: p, reason }
+            if p == &path && reason.contains("not fully covered")),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_files_are_errors_naming_the_path() {
+    // A folder where a file should be: the OS refuses to map or read it.
+    let dir = model_dir(&tensors());
+    let weights = dir.path().join("model.safetensors");
+    std::fs::remove_file(&weights).expect("remove");
+    std::fs::create_dir(&weights).expect("folder");
+    let err = LlavaNext::<B>::load(dir.path(), &Default::default(), DType::F32).expect_err("dir");
+    assert!(
+        matches!(&err, ModelError::Io { path, .. } | ModelError::NoWeights(path)
+            if path.starts_with(dir.path())),
+        "{err}"
+    );
+    let dir = model_dir(&tensors());
+    let config = dir.path().join("config.json");
+    std::fs::remove_file(&config).expect("remove");
+    std::fs::create_dir(&config).expect("folder");
+    let err = load_error(dir.path());
+    assert!(
+        matches!(&err, ModelError::Io { path, .. } if path == &config),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_directory_without_weights_or_with_a_missing_shard_fails_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::copy(
