@@ -44,6 +44,24 @@ struct ShardIndex {
     weight_map: HashMap<String, String>,
 }
 
+/// For a header the safetensors reader refused: the tensor whose data would end past the end of
+/// the file, if that is what is wrong (the reader itself only says the file is not covered).
+fn tensor_past_the_end(file: &[u8]) -> Option<String> {
+    let len = usize::try_from(u64::from_le_bytes(file.get(..8)?.try_into().ok()?)).ok()?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(file.get(8..8usize.checked_add(len)?)?).ok()?;
+    let data = file.len() - 8 - len;
+    let (key, end) = header
+        .iter()
+        .filter_map(|(key, info)| Some((key, info.get("data_offsets")?.get(1)?.as_u64()?)))
+        .max_by_key(|(_, end)| *end)?;
+    (end > data as u64).then(|| {
+        format!(
+            "tensor `{key}` ends at byte {end} of the data, but the file holds {data} bytes of data"
+        )
+    })
+}
+
 impl Checkpoint {
     /// Opens `model.safetensors.index.json` (and its shards) or `model.safetensors` in `dir`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
@@ -101,8 +119,8 @@ impl Checkpoint {
                 path: path.clone(),
                 reason,
             };
-            let (header_len, metadata) =
-                SafeTensors::read_metadata(&map).map_err(|e| corrupt(e.to_string()))?;
+            let (header_len, metadata) = SafeTensors::read_metadata(&map)
+                .map_err(|e| corrupt(tensor_past_the_end(&map).unwrap_or_else(|| e.to_string())))?;
             let data_start = 8 + header_len;
             for (key, info) in metadata.tensors() {
                 let (start, end) = (
