@@ -262,7 +262,7 @@ fn over_white(value: u8, alpha: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::test_support::{fixture, fixture_bytes, load_rgb};
+    use crate::image::test_support::{fixture, fixture_bytes, load_rgb, pipeline};
 
     #[test]
     fn compositing_extremes() {
@@ -283,11 +283,7 @@ mod tests {
         let mut failures = Vec::new();
         for case in cases {
             let input = case["input"].as_str().expect("input");
-            let behaviour = match case["behaviour"].as_str() {
-                Some("transformers") => ImagePipeline::Transformers,
-                Some("transformers441") => ImagePipeline::Transformers441,
-                other => panic!("unknown behaviour {other:?}"),
-            };
+            let behaviour = pipeline(case);
             let decoded = decode(
                 &fixture_bytes(&format!("inputs/{input}")),
                 &DecodeLimits::default(),

@@ -254,10 +254,9 @@ fn format_message(cinfo: &mut jpeg_common_struct) -> String {
 
 #[cfg(test)]
 mod tests {
-    use e5v_model::ImagePipeline;
 
     use super::*;
-    use crate::image::test_support::{fixture, fixture_bytes, fnv1a64};
+    use crate::image::test_support::{fixture, fixture_bytes, fnv1a64, pipeline};
     use crate::image::{decode as decode_any, dimensions as dimensions_any, to_rgb};
     use image::GenericImageView;
 
@@ -272,11 +271,7 @@ mod tests {
         let mut failures = Vec::new();
         for case in cases {
             let input = case["input"].as_str().expect("input");
-            let behaviour = match case["behaviour"].as_str() {
-                Some("transformers") => ImagePipeline::Transformers,
-                Some("transformers441") => ImagePipeline::Transformers441,
-                other => panic!("unknown behaviour {other:?}"),
-            };
+            let behaviour = pipeline(case);
             let label = format!("{input} ({behaviour:?})");
             let bytes = fixture_bytes(&format!("inputs/{input}"));
             let decoded = decode_any(&bytes, &DecodeLimits::default());

@@ -43,6 +43,15 @@ pub(crate) mod test_support {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
+    /// The image pipeline a golden case was generated with (its `behaviour` field).
+    pub fn pipeline(case: &serde_json::Value) -> e5v_model::ImagePipeline {
+        match case["behaviour"].as_str() {
+            Some("transformers") => e5v_model::ImagePipeline::Transformers,
+            Some("transformers441") => e5v_model::ImagePipeline::Transformers441,
+            other => panic!("unknown behaviour {other:?}"),
+        }
+    }
+
     /// A JSON fixture.
     pub fn fixture(relative: &str) -> serde_json::Value {
         serde_json::from_slice(&fixture_bytes(relative)).expect("valid JSON fixture")

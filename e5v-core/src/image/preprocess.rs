@@ -238,7 +238,7 @@ fn normalisation_table(config: &ImageProcessorConfig) -> [[f32; 256]; 3] {
 mod tests {
     use super::*;
     use crate::image::convert::{DecodeLimits, decode};
-    use crate::image::test_support::{fixture, fixture_bytes, fnv1a64};
+    use crate::image::test_support::{fixture, fixture_bytes, fnv1a64, pipeline};
 
     #[test]
     fn shortest_edge_output_size() {
@@ -313,11 +313,7 @@ mod tests {
             if !cfg!(feature = "exact-jpeg") && input.ends_with(".jpg") {
                 continue; // the `image` crate's JPEG decoder is not Pillow's
             }
-            let behaviour = match case["behaviour"].as_str() {
-                Some("transformers") => ImagePipeline::Transformers,
-                Some("transformers441") => ImagePipeline::Transformers441,
-                other => panic!("unknown behaviour {other:?}"),
-            };
+            let behaviour = pipeline(case);
             let label = format!("{input} ({behaviour:?})");
             let image = decode(
                 &fixture_bytes(&format!("inputs/{input}")),
