@@ -23,10 +23,12 @@ pub type FlexEmbedder = crate::Embedder<Flex>;
 
 /// The wgpu GPU backend (Vulkan, Metal, DX12, WebGPU), without burn's operation fusion.
 ///
-/// burn 0.21's fusion (`burn::backend::Wgpu`) computes the decoder wrong at some sequence
-/// lengths (2360 tokens on Mesa's lavapipe: 0.9998 cosine to the reference, rows off by up to
-/// 0.7), while every operation alone and the unfused backend are exact; the parity tests of
-/// `tests/core` catch it.
+/// The model's matrix products skip burn's autotune here and take cubek's default kernel: one
+/// of the autotune's candidates returns wrong products for some shapes, and which candidate
+/// wins is decided by timing (`e5v-model/src/nn/matmul.rs` lists the shapes). Fusion
+/// (`burn::backend::Wgpu`) stays off: it autotunes its fused matmuls among the same candidates,
+/// and with it burn 0.21 computed the decoder wrong at 2360 tokens on Mesa's lavapipe (cosine
+/// 0.9998 to the reference). The parity tests of `tests/core` catch both.
 #[cfg(feature = "wgpu")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wgpu")))]
 pub type Wgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
@@ -36,7 +38,7 @@ pub type Wgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u3
 pub type WgpuEmbedder = crate::Embedder<Wgpu>;
 
 /// The CUDA backend (kernels compiled with NVRTC at run time), without burn's operation
-/// fusion, whose code generation it shares with wgpu (see the note on `Wgpu`).
+/// fusion and with the same matmul kernel choice as wgpu (see the note on `Wgpu`).
 #[cfg(feature = "cuda")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
 pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;

@@ -24,6 +24,8 @@ mod batch;
 mod config;
 mod cpu;
 mod decoder;
+#[cfg(any(feature = "flex", feature = "wgpu", feature = "cuda"))]
+mod downcast;
 mod error;
 mod image_pipeline;
 mod llava;

@@ -12,7 +12,7 @@ use crate::{
     cpu,
     nn::{
         Activation, AttentionBudget, LayerNorm, MultiHeadAttention, ParamSource, RandomInit, add,
-        linear, linear_act, normal,
+        linear, linear_act, matmul, normal,
     },
 };
 
@@ -146,7 +146,7 @@ impl<B: Backend> VisionTower<B> {
             .reshape([crops, side * side, channels * patch * patch]);
         let weight = self.patch_embedding.val();
         let patches = cpu::linear(&patches, &weight, None, None)
-            .unwrap_or_else(|| patches.matmul(weight.unsqueeze()));
+            .unwrap_or_else(|| matmul(patches, weight.unsqueeze()));
         let class = self
             .class_embedding
             .val()

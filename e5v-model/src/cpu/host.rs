@@ -6,9 +6,12 @@
 
 use burn::tensor::{DType, Element, Tensor, backend::Backend};
 #[cfg(feature = "flex")]
-use burn::{
-    backend::flex::{FlexTensor, Layout},
-    tensor::{TensorData, TensorPrimitive},
+use {
+    crate::downcast::downcast as cast,
+    burn::{
+        backend::flex::{FlexTensor, Layout},
+        tensor::{TensorData, TensorPrimitive},
+    },
 };
 
 use super::simd::Float;
@@ -110,13 +113,4 @@ impl Host {
             None
         }
     }
-}
-
-/// `value` as a `T`, if it is one.
-#[cfg(feature = "flex")]
-fn cast<A: 'static, T: 'static>(value: A) -> Option<T> {
-    let mut slot = Some(value);
-    (&mut slot as &mut dyn std::any::Any)
-        .downcast_mut::<Option<T>>()?
-        .take()
 }

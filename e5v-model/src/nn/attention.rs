@@ -8,7 +8,7 @@ use burn::{
     tensor::{Bool, Int, Tensor, backend::Backend},
 };
 
-use super::{linear, rope::RopeTables};
+use super::{linear, matmul, rope::RopeTables};
 use crate::cpu;
 
 /// Multi-head attention with optional grouped-query heads and RoPE.
@@ -170,7 +170,7 @@ pub(crate) fn scaled_dot_product<B: Backend>(
                 let v = v
                     .clone()
                     .slice([0..batch, 0..heads, key_range.clone(), 0..d]);
-                let mut scores = q.clone().matmul(k.swap_dims(2, 3)) * scale;
+                let mut scores = matmul(q.clone(), k.swap_dims(2, 3)) * scale;
                 if let Some(hidden) = hidden {
                     let [_, _, qn, kn] = scores.dims();
                     scores =
@@ -180,7 +180,7 @@ pub(crate) fn scaled_dot_product<B: Backend>(
                 let max = scores.clone().max_dim(3).clamp_min(min);
                 let p = (scores - max.clone()).exp();
                 let sum = p.clone().sum_dim(3);
-                let out = p.matmul(v);
+                let out = matmul(p, v);
                 state = Some(match state {
                     None => (max, sum, out),
                     Some((run_max, run_sum, run_out)) => {

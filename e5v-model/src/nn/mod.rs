@@ -5,6 +5,7 @@ mod attention;
 mod elementwise;
 mod init;
 mod linear;
+mod matmul;
 mod norm;
 mod rope;
 
@@ -14,5 +15,6 @@ pub(crate) use attention::{AttentionMask, MultiHeadAttention};
 pub(crate) use elementwise::{add, mul};
 pub(crate) use init::{ParamSource, RandomInit, check_dtype, normal};
 pub(crate) use linear::{linear, linear_act};
+pub(crate) use matmul::matmul;
 pub(crate) use norm::{LayerNorm, RmsNorm};
 pub(crate) use rope::{RopeTables, RotaryEmbedding};
