@@ -7,7 +7,7 @@
 #   scripts/device-check.sh build   # on a build machine: test + bench binaries with the cuda
 #                                   # and wgpu backends, stripped into target/device-bundle
 #   scripts/device-check.sh run     # on the GPU host, from the repository root, with
-#                                   # target/device-bundle copied along (about 8 minutes)
+#                                   # target/device-bundle copied along (about 10 minutes)
 #
 # `run` needs python3 with torch (CUDA), transformers, Pillow and numpy on the host. It
 # generates the random-weight checkpoints it times (mid ~1.4 GB, full ~14.6 GB) under
@@ -21,15 +21,21 @@ build() {
     mkdir -p "$bundle"
     # The parity tests of e5v-core (tests/core) and the throughput bench, release, no debuginfo.
     export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
-    local tests bench
+    local tests bench kernels
     tests=$(cargo test --release -p e5v-core --features cuda,wgpu --test core --no-run \
         --message-format=json | jq -r 'select(.executable != null and .target.name == "core") | .executable')
     bench=$(cargo bench --bench throughput --features cuda,wgpu --no-run \
         --message-format=json | jq -r 'select(.executable != null and .target.name == "throughput") | .executable')
-    # Each binary is ~45 MB stripped (both GPU backends), ~8 MB in xz: the pair must travel
+    # Each binary is ~45 MB stripped (both GPU backends), ~8 MB in xz: the bundle must travel
     # under 64 MiB.
+    # The matmul kernels of burn's autotune against an f64 product (scripts/matmul-kernels.sh):
+    # whether the kernel e5v avoids is wrong on a real GPU too, and the one it uses is exact.
+    kernels=$(CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target} cargo build --release \
+        --manifest-path scripts/matmul-kernels/Cargo.toml --features cuda,wgpu \
+        --message-format=json | jq -r 'select(.executable != null) | .executable')
     xz -T0 -6 -c "$tests" >"$bundle/parity.xz"
     xz -T0 -6 -c "$bench" >"$bundle/throughput.xz"
+    xz -T0 -6 -c "$kernels" >"$bundle/matmul-kernels.xz"
     du -sh "$bundle"/*
 }
 
@@ -71,6 +77,14 @@ run() {
             grep -m 8 -E "panicked|Error|error|cannot|failed" "$out/parity-$backend.log" | sed 's/^/    /'
         fi
         grep -E "cosine" "$out/parity-$backend.log" | sed 's/^/    /' || true
+    done | tee -a "$out/header.txt"
+
+    echo "== matmul kernels against an f64 product (the last row is the kernel e5v uses)"
+    for backend in cuda wgpu; do
+        echo "$backend:"
+        timeout 180 "$bundle/matmul-kernels" "$backend" >"$out/matmul-kernels-$backend.log" 2>&1 \
+            || echo "    exit $? (non-zero: the kernel e5v uses was wrong, or the run failed)"
+        sed -n '/^| kernel/,$p' "$out/matmul-kernels-$backend.log" | sed 's/^/    /'
     done | tee -a "$out/header.txt"
 
     local cases=${CASES:-texts:1,texts:8,images:1,images:4}

@@ -10,8 +10,10 @@
 //!
 //! So on burn's cubecl backends (wgpu, cuda) the model takes cubek's default matmul: a
 //! tensor-core kernel where the device has one, the single-buffered unit kernel otherwise,
-//! exact on every shape above. Other backends keep burn's `matmul`; the CPU path (burn-flex)
-//! uses the fused kernels of `crate::cpu` before it gets here.
+//! exact on every shape above (`scripts/matmul-kernels.sh` launches each kernel on these shapes).
+//! Other backends keep burn's `matmul`, including a cubecl backend wrapped in burn's autodiff,
+//! which is not recognised here; the CPU path (burn-flex) uses the fused kernels of `crate::cpu`
+//! before it gets here.
 
 use burn::tensor::{Tensor, backend::Backend};
 
