@@ -4,7 +4,7 @@
 //! candidate family, cubek 0.2's double-buffered unit matmul (`matmul_double_unit_*`), returns
 //! wrong products for some shapes, while every other candidate is exact on them. Measured on
 //! Mesa's lavapipe: `[4, 296, 296] · [4, 296, 16]` has 14,201 of 18,944 outputs wrong (also at
-//! 312), `[2, 37, k] · [2, k, 100]` nearly all of them for k = 1, 8, 24, 40, 56, 72. Which kernel
+//! 312), `[2, 37, k] · [2, k, 100]` about half of them for k = 1, 8, 24, 40, 56, 72. Which kernel
 //! wins is decided by timing, so the same model gave exact vectors on one run and cosines of
 //! 0.9998 to the reference on another (attention's `p · v` at some sequence lengths).
 //!
