@@ -12,7 +12,9 @@ use super::ImageError;
 /// Limits applied while decoding untrusted image bytes.
 ///
 /// The width and height limits are checked against the header, and the allocation limit against
-/// the decoded buffer size, before the pixel buffer is allocated.
+/// the decoded buffer size, before the pixel buffer is allocated. What a decoder reserves while
+/// reading the header is bounded by the file's size (a TIFF tag declaring more values than the
+/// file holds is refused before the TIFF decoder reserves room for them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct DecodeLimits {
@@ -97,6 +99,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Image
     if reader.format() == Some(image::ImageFormat::Jpeg) {
         return super::jpeg::decode(bytes, limits);
     }
+    if reader.format() == Some(image::ImageFormat::Tiff) {
+        super::tiff_tags::check_first_directory(bytes)?;
+    }
     reader.limits(limits.to_image_limits());
     let image = reader.decode().map_err(map_decode_error)?;
     if image.width() == 0 || image.height() == 0 {
@@ -113,7 +118,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage, Image
 ///
 /// # Errors
 /// As [`decode`], for what the header shows: [`ImageError::UnsupportedFormat`],
-/// [`ImageError::Decode`] or [`ImageError::Empty`].
+/// [`ImageError::Decode`] or [`ImageError::Empty`], and [`ImageError::TooLarge`] for a JPEG
+/// side over the format's 65500-pixel maximum (the header cannot be read past it).
 pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -126,7 +132,12 @@ pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
         }
         #[cfg(feature = "exact-jpeg")]
         Some(image::ImageFormat::Jpeg) => super::jpeg::dimensions(bytes)?,
-        Some(_) => reader.into_dimensions().map_err(map_decode_error)?,
+        Some(format) => {
+            if format == image::ImageFormat::Tiff {
+                super::tiff_tags::check_first_directory(bytes)?;
+            }
+            reader.into_dimensions().map_err(map_decode_error)?
+        }
     };
     if width == 0 || height == 0 {
         return Err(ImageError::Empty { height, width });

@@ -26,7 +26,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use image::{DynamicImage, GrayImage, RgbImage};
 use mozjpeg::{ColorSpace, Decompress};
-use mozjpeg_sys::{JWRN_JPEG_EOF, jpeg_common_struct, jpeg_error_mgr, jpeg_std_error};
+use mozjpeg_sys::{
+    JERR_IMAGE_TOO_BIG, JWRN_JPEG_EOF, jpeg_common_struct, jpeg_error_mgr, jpeg_std_error,
+};
 
 use super::{DecodeLimits, ImageError};
 
@@ -55,6 +57,7 @@ pub(super) fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DynamicImage
 /// The size (width, height) in the header, read as [`decode`] reads it.
 ///
 /// # Errors
+/// [`ImageError::TooLarge`] for a side over libjpeg's 65500-pixel maximum, and
 /// [`ImageError::Decode`] when libjpeg cannot read the header.
 pub(super) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
     guarded(|| {
@@ -66,20 +69,25 @@ pub(super) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
     })
 }
 
-/// Runs libjpeg code, turning its unwinding errors into [`ImageError::Decode`].
+/// Runs libjpeg code, turning its unwinding errors into [`ImageError::Decode`], or
+/// [`ImageError::TooLarge`] for a header whose size libjpeg refuses (a side over 65500 pixels:
+/// a size refusal like the one `limits` makes, only fixed by the format).
 fn guarded<T>(run: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError> {
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(result) => result,
-        Err(payload) => Err(ImageError::Decode(
-            match payload.downcast::<Failure>() {
-                Ok(failure) => failure.0,
-                Err(other) => match other.downcast::<String>() {
+        Err(payload) => Err(match payload.downcast::<Failure>() {
+            Ok(failure) if failure.code == JERR_IMAGE_TOO_BIG as c_int => {
+                ImageError::TooLarge(failure.message.into())
+            }
+            Ok(failure) => ImageError::Decode(failure.message.into()),
+            Err(other) => ImageError::Decode(
+                match other.downcast::<String>() {
                     Ok(message) => format!("JPEG decoder failed: {message}"),
                     Err(_) => "JPEG decoder failed".to_string(),
-                },
-            }
-            .into(),
-        )),
+                }
+                .into(),
+            ),
+        }),
     }
 }
 
@@ -200,8 +208,12 @@ fn inverted_cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
     rgb
 }
 
-/// What an unwinding libjpeg callback carries back to [`decode`].
-struct Failure(String);
+/// What an unwinding libjpeg callback carries back to [`decode`]: libjpeg's message code
+/// (`JERR_*`, or `JWRN_JPEG_EOF` for truncation) and its text.
+struct Failure {
+    code: c_int,
+    message: String,
+}
 
 fn error_manager() -> jpeg_error_mgr {
     // SAFETY: `jpeg_error_mgr` is a plain C struct (function pointers, integers, raw pointers),
@@ -215,8 +227,10 @@ fn error_manager() -> jpeg_error_mgr {
 
 /// libjpeg's fatal error: unwinds with its message (it must not return to libjpeg).
 extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
+    // SAFETY: libjpeg calls this with `err` pointing at the manager set up by `error_manager`.
+    let code = unsafe { (*cinfo.err).msg_code };
     let message = format_message(cinfo);
-    resume_unwind(Box::new(Failure(message)));
+    resume_unwind(Box::new(Failure { code, message }));
 }
 
 /// libjpeg's warnings (corrupt data it can recover from, as Pillow does) are ignored, except
@@ -225,9 +239,10 @@ extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) 
     // SAFETY: libjpeg calls this with `err` pointing at the manager set up by `error_manager`.
     let code = unsafe { (*cinfo.err).msg_code };
     if level < 0 && code == JWRN_JPEG_EOF as c_int {
-        resume_unwind(Box::new(Failure(
-            "the JPEG data is truncated (it ends before the last row)".into(),
-        )));
+        resume_unwind(Box::new(Failure {
+            code,
+            message: "the JPEG data is truncated (it ends before the last row)".into(),
+        }));
     }
 }
 
@@ -329,6 +344,33 @@ mod tests {
             Err(ImageError::TooLarge(_))
         ));
         assert!(decode(&bytes, &DecodeLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn sides_past_the_format_maximum_are_too_large_not_corrupt() {
+        let bytes = fixture_bytes("inputs/real/hopper.jpg");
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("SOF0");
+        let unlimited = DecodeLimits::default()
+            .with_max_width(u32::MAX)
+            .with_max_height(u32::MAX);
+        for (width, height) in [(65_501u16, 1u16), (1, 65_535), (65_535, 65_535)] {
+            let mut forged = bytes.clone();
+            forged[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+            forged[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+            let decoded = decode(&forged, &unlimited);
+            assert!(
+                matches!(&decoded, Err(ImageError::TooLarge(e)) if e.to_string().contains("65500")),
+                "{width}x{height}: {decoded:?}"
+            );
+            let header = dimensions(&forged);
+            assert!(
+                matches!(header, Err(ImageError::TooLarge(_))),
+                "{width}x{height}: {header:?}"
+            );
+        }
     }
 
     #[test]

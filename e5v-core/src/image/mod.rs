@@ -15,6 +15,7 @@ mod error;
 mod jpeg;
 mod preprocess;
 mod resize;
+mod tiff_tags;
 
 pub use config::{ImageProcessorConfig, ResizeTarget};
 pub use convert::{DecodeLimits, decode, dimensions, to_rgb};

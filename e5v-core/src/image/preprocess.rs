@@ -44,7 +44,8 @@ pub struct PreprocessedImage {
 /// # Errors
 /// [`ImageError::Empty`] for an image without pixels; [`ImageError::InvalidConfig`] when the
 /// config's resize and crop settings do not yield `crop_size` crops (transformers fails there
-/// too).
+/// too), or when they would make the pipeline create more than 2^27 pixels in all (sizes no
+/// vision tower takes; checked before the pixels are allocated).
 pub fn preprocess(
     image: &DynamicImage,
     config: &ImageProcessorConfig,
@@ -59,75 +60,198 @@ pub fn preprocess(
             width: image_size.1,
         });
     }
-    let order = PassOrder::for_behaviour(behaviour);
-    let (crop_h, crop_w) = config.crop_size;
-    let crops = anyres_crops(&rgb, config, behaviour, order);
-    let lut = normalisation_table(config);
-    let mut pixel_values = Vec::with_capacity(crops.len() * 3 * crop_h * crop_w);
-    for (index, tile) in crops.iter().enumerate() {
-        let tile = finish_crop(tile, config, behaviour, order);
-        if (tile.height() as usize, tile.width() as usize) != config.crop_size {
-            return Err(ImageError::InvalidConfig(format!(
-                "crop {index} is {}x{} (height x width) after resizing and centre-cropping, not \
-                 {crop_h}x{crop_w}: this size/crop_size combination is not usable",
-                tile.height(),
-                tile.width()
-            )));
-        }
-        for (channel, table) in lut.iter().enumerate() {
-            pixel_values.extend(
-                tile.as_raw()
-                    .chunks_exact(3)
-                    .map(|px| table[px[channel] as usize]),
+    let grid = Grid::new(image_size, config, behaviour);
+    let num_crops = 1 + grid.tiles();
+    let mut crops = Crops::new(config, behaviour, num_crops)?;
+    // The base crop: the whole image squashed to the base size.
+    let (base_h, base_w) = match config.size {
+        ResizeTarget::ShortestEdge(s) => (s, s),
+        ResizeTarget::Exact { height, width } => (height, width),
+    };
+    let base = crops.resize(&rgb, base_h, base_w)?;
+    crops.push(&base)?;
+    // The grid: square tiles of crop_size's height cut row-major from the padded canvas; canvas
+    // pixel (y, x) is resized pixel (y - top, x - left), black outside it.
+    let resized = crops.resize(&rgb, grid.resized.0, grid.resized.1)?;
+    let cell = grid.cell;
+    for y in (0..grid.canvas.0).step_by(cell as usize) {
+        for x in (0..grid.canvas.1).step_by(cell as usize) {
+            let (h, w) = (cell.min(grid.canvas.0 - y), cell.min(grid.canvas.1 - x));
+            crops
+                .budget
+                .take("a grid tile", u64::from(h) * u64::from(w))?;
+            let (top, left) = (
+                i64::from(y) - i64::from(grid.top),
+                i64::from(x) - i64::from(grid.left),
             );
+            crops.push(&window(&resized, top, left, h, w))?;
         }
     }
     Ok(PreprocessedImage {
-        pixel_values,
-        num_crops: crops.len(),
+        pixel_values: crops.pixel_values,
+        num_crops: crops.count,
         crop_size: config.crop_size,
         image_size,
     })
 }
 
-/// The base crop followed by the grid tiles (before the per-crop resize and centre crop).
-fn anyres_crops(
-    rgb: &RgbImage,
-    config: &ImageProcessorConfig,
-    behaviour: ImagePipeline,
-    order: PassOrder,
-) -> Vec<RgbImage> {
-    let image_size = (rgb.height(), rgb.width());
-    let (target_h, target_w) = select_best_resolution(image_size, &config.grid_pinpoints);
-    let (new_h, new_w) = resized_size(image_size, (target_h, target_w));
-    let resized = resize_bicubic(rgb, new_w, new_h, order);
-    let (top, left) = ((target_h - new_h) / 2, (target_w - new_w) / 2);
-    let (canvas_h, canvas_w) = match behaviour {
-        ImagePipeline::Transformers441 => (new_h + 2 * top, new_w + 2 * left),
-        _ => (target_h, target_w),
-    };
-    let (base_h, base_w) = match config.size {
-        ResizeTarget::ShortestEdge(s) => (s, s),
-        ResizeTarget::Exact { height, width } => (height, width),
-    };
-    let mut crops = vec![resize_bicubic(rgb, base_w, base_h, order)];
-    // transformers cuts square tiles of crop_size's height (validated non-zero and < 2^32).
-    let cell = config.crop_size.0 as u32;
-    for y in (0..canvas_h).step_by(cell as usize) {
-        for x in (0..canvas_w).step_by(cell as usize) {
-            let h = cell.min(canvas_h - y);
-            let w = cell.min(canvas_w - x);
-            // Canvas pixel (y, x) is resized pixel (y - top, x - left), black outside it.
-            crops.push(window(
-                &resized,
-                y as i64 - top as i64,
-                x as i64 - left as i64,
-                h,
-                w,
-            ));
+/// The most pixels one [`preprocess`] call may create: every intermediate image, every crop
+/// and the output counted (a resize counts its output and its intermediate pass). With E5-V's
+/// config a photo creates about 4 M, and the largest image the default decode limits let
+/// through (16384 x 16384) about 20 M. A config that needs over 2^27 (~134 M; up to 1.6 GB and
+/// seconds of work) is broken rather than large, and is refused before the pixels exist.
+const MAX_PIXELS: u64 = 1 << 27;
+
+/// Pixels created so far by one [`preprocess`] call, against [`MAX_PIXELS`].
+#[derive(Default)]
+struct PixelBudget {
+    used: u64,
+}
+
+impl PixelBudget {
+    /// Counts `pixels` more for `what`.
+    ///
+    /// # Errors
+    /// [`ImageError::InvalidConfig`] past [`MAX_PIXELS`].
+    fn take(&mut self, what: &str, pixels: u64) -> Result<(), ImageError> {
+        self.used = self.used.saturating_add(pixels);
+        if self.used > MAX_PIXELS {
+            return Err(ImageError::InvalidConfig(format!(
+                "preprocessing would create more than {MAX_PIXELS} pixels (reached at {what}): \
+                 size, crop_size and image_grid_pinpoints must be image sizes a vision tower takes"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The anyres grid for one image: where the resized image sits on the pinpoint's canvas and
+/// the tile size.
+struct Grid {
+    /// The image resized into the best pinpoint, keeping its aspect ratio `(height, width)`.
+    resized: (u32, u32),
+    /// The offset of the resized image on the canvas (the padding before it).
+    top: u32,
+    left: u32,
+    /// The padded canvas `(height, width)`: the pinpoint, or for 4.41.2 the resized image plus
+    /// the same padding on both sides (one pixel short for odd differences).
+    canvas: (u32, u32),
+    /// The tile side: transformers cuts square tiles of crop_size's height (validated non-zero
+    /// and < 2^32).
+    cell: u32,
+}
+
+impl Grid {
+    fn new(
+        image_size: (u32, u32),
+        config: &ImageProcessorConfig,
+        behaviour: ImagePipeline,
+    ) -> Self {
+        let (target_h, target_w) = select_best_resolution(image_size, &config.grid_pinpoints);
+        let (new_h, new_w) = resized_size(image_size, (target_h, target_w));
+        let (top, left) = ((target_h - new_h) / 2, (target_w - new_w) / 2);
+        let canvas = match behaviour {
+            ImagePipeline::Transformers441 => (new_h + 2 * top, new_w + 2 * left),
+            _ => (target_h, target_w),
+        };
+        Self {
+            resized: (new_h, new_w),
+            top,
+            left,
+            canvas,
+            cell: config.crop_size.0 as u32,
         }
     }
-    crops
+
+    /// The number of grid tiles (the last row and column may be narrower).
+    fn tiles(&self) -> u64 {
+        let count = |side: u32| u64::from(side.div_ceil(self.cell));
+        count(self.canvas.0) * count(self.canvas.1)
+    }
+}
+
+/// The output under construction: each crop finished (step 4) and appended as CHW f32.
+struct Crops<'a> {
+    config: &'a ImageProcessorConfig,
+    behaviour: ImagePipeline,
+    order: PassOrder,
+    lut: [[f32; 256]; 3],
+    budget: PixelBudget,
+    pixel_values: Vec<f32>,
+    count: usize,
+}
+
+impl<'a> Crops<'a> {
+    /// Room for `num_crops` crops, counted against the budget before it is allocated.
+    fn new(
+        config: &'a ImageProcessorConfig,
+        behaviour: ImagePipeline,
+        num_crops: u64,
+    ) -> Result<Self, ImageError> {
+        let (crop_h, crop_w) = config.crop_size;
+        let mut budget = PixelBudget::default();
+        let pixels = num_crops.saturating_mul(crop_h as u64 * crop_w as u64);
+        budget.take("the crops", pixels)?;
+        // Within the budget, so the count fits in usize.
+        let values = 3 * pixels as usize;
+        Ok(Self {
+            config,
+            behaviour,
+            order: PassOrder::for_behaviour(behaviour),
+            lut: normalisation_table(config),
+            budget,
+            pixel_values: Vec::with_capacity(values),
+            count: 0,
+        })
+    }
+
+    /// [`resize_bicubic`] to `height x width`, its output and intermediate pass counted first.
+    fn resize(&mut self, src: &RgbImage, height: u32, width: u32) -> Result<RgbImage, ImageError> {
+        // The intermediate pass is new width x old height or old width x new height, by order.
+        let (src_h, src_w) = (u64::from(src.height()), u64::from(src.width()));
+        let (h, w) = (u64::from(height), u64::from(width));
+        let between = (src_h * w).max(h * src_w);
+        self.budget
+            .take("a resize", (h * w).saturating_add(between))?;
+        Ok(resize_bicubic(src, width, height, self.order))
+    }
+
+    /// Step 4: the `size` resize, the centre crop, then rescale and normalise into the output.
+    fn push(&mut self, tile: &RgbImage) -> Result<(), ImageError> {
+        let (crop_h, crop_w) = self.config.crop_size;
+        let resized;
+        let mut tile = tile;
+        if self.config.do_resize {
+            let (h, w) = output_size((tile.height(), tile.width()), self.config.size);
+            resized = self.resize(tile, h, w)?;
+            tile = &resized;
+        }
+        let cropped;
+        if self.config.do_center_crop {
+            self.budget
+                .take("a centre crop", crop_h as u64 * crop_w as u64)?;
+            cropped = center_crop(tile, crop_h as u32, crop_w as u32, self.behaviour);
+            tile = &cropped;
+        }
+        if (tile.height() as usize, tile.width() as usize) != self.config.crop_size {
+            return Err(ImageError::InvalidConfig(format!(
+                "crop {} is {}x{} (height x width) after resizing and centre-cropping, not \
+                 {crop_h}x{crop_w}: this size/crop_size combination is not usable",
+                self.count,
+                tile.height(),
+                tile.width()
+            )));
+        }
+        for (channel, table) in self.lut.iter().enumerate() {
+            self.pixel_values.extend(
+                tile.as_raw()
+                    .chunks_exact(3)
+                    .map(|px| table[px[channel] as usize]),
+            );
+        }
+        self.count += 1;
+        Ok(())
+    }
 }
 
 /// The `height x width` window of `src` whose top-left corner is at `(top, left)` (possibly
@@ -153,28 +277,6 @@ fn window(src: &RgbImage, top: i64, left: i64, height: u32, width: u32) -> RgbIm
         dst[y as usize * out_row + out_x..][..span].copy_from_slice(from);
     }
     out
-}
-
-/// Step 4 before normalisation: the `size` resize and the centre crop.
-fn finish_crop(
-    tile: &RgbImage,
-    config: &ImageProcessorConfig,
-    behaviour: ImagePipeline,
-    order: PassOrder,
-) -> RgbImage {
-    let resized;
-    let mut tile = tile;
-    if config.do_resize {
-        let (h, w) = output_size((tile.height(), tile.width()), config.size);
-        resized = resize_bicubic(tile, w, h, order);
-        tile = &resized;
-    }
-    if config.do_center_crop {
-        let (crop_h, crop_w) = config.crop_size;
-        center_crop(tile, crop_h as u32, crop_w as u32, behaviour)
-    } else {
-        tile.clone()
-    }
 }
 
 /// transformers' `get_resize_output_image_size(..., default_to_square=False)` for
@@ -294,6 +396,31 @@ mod tests {
             ImagePipeline::Transformers,
         );
         assert!(matches!(result, Err(ImageError::Empty { .. })));
+    }
+
+    #[test]
+    fn configs_needing_absurd_pixel_counts_are_refused_before_allocating() {
+        let image = DynamicImage::new_rgb8(37, 23);
+        for json in [
+            // Crops of 4e9 x 4e9 (found by the property test: an abort allocating the output).
+            r#"{"size": 336, "crop_size": 4000000000}"#,
+            // A 300000 x 300000 base crop.
+            r#"{"size": 300000, "crop_size": 336}"#,
+            // One-pixel tiles over a 1e6 x 1e6 canvas: 1e12 crops.
+            r#"{"size": 1, "crop_size": 1, "image_grid_pinpoints": [[1000000, 1000000]]}"#,
+            // A 1-pixel-wide last tile resized to shortest edge 20000: 20000 x 7e6.
+            r#"{"size": {"shortest_edge": 20000}, "crop_size": 336, "do_center_crop": false,
+                "image_grid_pinpoints": [[336, 337]]}"#,
+        ] {
+            let config = ImageProcessorConfig::from_json_str(json).expect(json);
+            for behaviour in [ImagePipeline::Transformers, ImagePipeline::Transformers441] {
+                let result = preprocess(&image, &config, behaviour);
+                assert!(
+                    matches!(&result, Err(ImageError::InvalidConfig(m)) if m.contains("pixels")),
+                    "{json}: {result:?}"
+                );
+            }
+        }
     }
 
     /// The whole pipeline against transformers 5.24 `LlavaNextImageProcessorPil` + Pillow 13 and

@@ -104,6 +104,25 @@ fn decode_and_preprocess(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Any image side, with the edges drawn often: empty, the test's limit, JPEG's own maximum
+/// (65500, which libjpeg refuses past) and what a 16-bit JPEG field wraps to.
+fn side() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        any::<u32>(),
+        prop::sample::select(vec![
+            0,
+            1,
+            MAX_SIDE,
+            MAX_SIDE + 1,
+            65_500,
+            65_501,
+            65_535,
+            65_536,
+            u32::MAX,
+        ]),
+    ]
+}
+
 /// The PNG signature and an IHDR chunk with its CRC for the given size.
 fn png_header(width: u32, height: u32) -> Vec<u8> {
     let mut ihdr = b"IHDR".to_vec();
@@ -149,7 +168,7 @@ proptest! {
     /// Forged sizes in a PNG header or a JPEG frame header: refused before any pixel buffer
     /// exists when over the limits.
     #[test]
-    fn forged_sizes_are_refused_before_allocating(width in any::<u32>(), height in any::<u32>(), jpeg in any::<bool>()) {
+    fn forged_sizes_are_refused_before_allocating(width in side(), height in side(), jpeg in any::<bool>()) {
         let bytes = if jpeg {
             let mut bytes = seed(10); // hopper.jpg, baseline
             let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).expect("SOF0");
@@ -175,13 +194,19 @@ proptest! {
     #[test]
     fn processor_configs_parse_or_fail_cleanly(
         size in prop_oneof![Just(serde_json::json!(336)), any::<i64>().prop_map(serde_json::Value::from),
+            prop_oneof![0u32..700, Just(70_000), Just(u32::MAX)].prop_map(serde_json::Value::from),
             Just(serde_json::json!({"shortest_edge": 0})), Just(serde_json::json!({"height": 1, "width": 0}))],
         crop in prop_oneof![Just(serde_json::json!(336)), any::<u32>().prop_map(serde_json::Value::from),
+            prop_oneof![0u32..700, Just(70_000), Just(u32::MAX)].prop_map(serde_json::Value::from),
             Just(serde_json::json!({"height": 336, "width": 3}))],
         pinpoints in prop::collection::vec((0u32..2000, 0u32..2000), 0..4),
-        resample in any::<i8>(),
-        mean in prop::collection::vec(prop_oneof![Just(0.5), Just(f64::MAX), Just(-0.0)], 0..5),
-        garbage in prop::option::of("\\PC{0,32}"),
+        // Valid more often than not, so that most cases reach preprocessing.
+        resample in prop_oneof![3 => Just(3i8), 1 => any::<i8>()],
+        mean in prop_oneof![
+            3 => Just(vec![0.5; 3]),
+            1 => prop::collection::vec(prop_oneof![Just(0.5), Just(f64::MAX), Just(-0.0)], 0..5),
+        ],
+        garbage in prop::option::weighted(0.25, "\\PC{0,32}"),
     ) {
         let json = garbage.unwrap_or_else(|| serde_json::json!({
             "size": size, "crop_size": crop, "image_grid_pinpoints": pinpoints,
@@ -189,7 +214,9 @@ proptest! {
         }).to_string());
         if let Ok(config) = ImageProcessorConfig::from_json_str(&json) {
             let image = ::image::DynamicImage::new_rgb8(37, 23);
-            let _ = preprocess(&image, &config, ImagePipeline::Transformers);
+            for pipeline in [ImagePipeline::Transformers, ImagePipeline::Transformers441] {
+                let _ = preprocess(&image, &config, pipeline);
+            }
         }
     }
 }
@@ -233,4 +260,18 @@ proptest! {
             }
         }
     }
+}
+
+/// A case the edit property found: the TIFF seed cut to 2354 bytes with 14 bytes removed at 84
+/// shifts a tag's count to 2.6 M, and the TIFF decoder reserved 80 MiB for it while reading the
+/// header, before the limits applied.
+#[test]
+fn a_tiff_tag_count_past_the_file_reserves_nothing_large() {
+    let mut bytes = seed(3);
+    bytes.truncate(2354);
+    bytes.drain(84..98);
+    let (decoded, peak) = largest_allocation(|| decode(&bytes, &limits()));
+    assert!(peak < 1 << 20, "an allocation of {peak} bytes");
+    assert!(matches!(decoded, Err(ImageError::Decode(_))), "{decoded:?}");
+    assert!(matches!(dimensions(&bytes), Err(ImageError::Decode(_))));
 }
