@@ -1,0 +1,532 @@
+//! The server on loopback with the tiny fixture model: vectors over HTTP equal the library's,
+//! in both image styles and both encodings; every bad input is a 4xx naming it; concurrent
+//! clients all get their own vectors; a full queue is 429; shutdown finishes accepted requests.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use e5v_core::{Embedder, EmbedderOptions, Embeddings, Flex, Input, Prompts};
+use e5v_server::api::{EmbeddingResponse, EmbeddingValue};
+use e5v_server::{App, Model, QueueConfig, RequestLimits, ServerConfig};
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn image_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join("images").join(name)).expect("fixture image")
+}
+
+fn data_uri(name: &str) -> String {
+    format!(
+        "data:image/png;base64,{}",
+        STANDARD.encode(image_bytes(name))
+    )
+}
+
+fn embedder() -> Embedder<Flex> {
+    Embedder::new(
+        fixtures().join("tiny-e5v"),
+        EmbedderOptions::new(),
+        &Default::default(),
+    )
+    .expect("fixture loads")
+}
+
+/// A server on 127.0.0.1 with its own runtime; shut down on drop.
+struct Server {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(app: &App) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = app.router();
+        let served = runtime.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serves");
+        });
+        Self {
+            url,
+            runtime,
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    /// Stops accepting and waits until the accepted requests are answered.
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            self.runtime.block_on(served).expect("server task");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// POSTs `body` to /v1/embeddings: the status, the Retry-After header and the JSON body.
+fn post(url: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let mut response = agent()
+        .post(&format!("{url}/v1/embeddings"))
+        .send_json(body)
+        .expect("request");
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = response.body_mut().read_json::<Value>().expect("json body");
+    (status, retry, body)
+}
+
+fn get(url: &str, path: &str) -> (u16, String) {
+    let mut response = agent()
+        .get(&format!("{url}{path}"))
+        .call()
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().expect("body"))
+}
+
+fn vectors(body: &Value) -> Vec<Vec<f32>> {
+    let response: EmbeddingResponse = serde_json::from_value(body.clone()).expect("response");
+    assert_eq!(response.object, "list");
+    response
+        .data
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            assert_eq!(item.index, i);
+            match item.embedding {
+                EmbeddingValue::Float(v) => v,
+                EmbeddingValue::Base64(b) => STANDARD
+                    .decode(b)
+                    .expect("base64")
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+fn assert_same(got: &[Vec<f32>], want: &Embeddings) {
+    assert_eq!(got.len(), want.len());
+    for (i, row) in got.iter().enumerate() {
+        let cos = cosine(row, want.get(i).expect("row"));
+        assert!(cos >= 0.999_999, "vector {i}: cosine {cos}");
+    }
+}
+
+fn ready_app(config: ServerConfig) -> App {
+    let app = App::new(config);
+    app.ready(embedder(), Prompts::new());
+    app
+}
+
+#[test]
+fn vectors_over_http_equal_the_librarys() {
+    let app = ready_app(ServerConfig::default());
+    let server = Server::start(&app);
+    let reference = embedder();
+
+    // OpenAI's shape: texts, floats then base64.
+    let texts = ["a cat on a sofa", "two dogs"];
+    let want = reference.embed(&texts.map(Input::text)).expect("library");
+    for format in ["float", "base64"] {
+        let (status, _, body) = post(
+            &server.url,
+            &json!({"input": texts, "model": "e5-v", "encoding_format": format}),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_same(&vectors(&body), &want);
+        let tokens: usize = (0..want.len())
+            .map(|i| want.info(i).expect("info").seq_len)
+            .sum();
+        assert_eq!(body["usage"]["prompt_tokens"], tokens);
+        assert_eq!(body["usage"]["total_tokens"], tokens);
+        assert_eq!(body["model"], "e5-v");
+    }
+    let (status, _, body) = post(&server.url, &json!({"input": "a cat on a sofa"}));
+    assert_eq!(status, 200);
+    assert_same(&vectors(&body)[..1], &want.slice(0..1).expect("row"));
+
+    // infinity's style: images as data URIs with `modality`.
+    let images = ["grad_499x300.png", "noise_20x13.png"];
+    let want = reference
+        .embed(&images.map(|n| Input::image(image_bytes(n))))
+        .expect("library");
+    let (status, _, body) = post(
+        &server.url,
+        &json!({"input": images.map(data_uri), "modality": "image"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_same(&vectors(&body), &want);
+
+    // vLLM's style: a user message with an image and text is a composed query; a preset picks
+    // the CIRR prompt.
+    let message = |preset: Option<&str>| {
+        let mut body = json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": data_uri("grad_336x336.png")}},
+            {"type": "text", "text": "make it blue"},
+        ]}]});
+        if let Some(preset) = preset {
+            body["preset"] = json!(preset);
+        }
+        body
+    };
+    let composed = [Input::composed(
+        image_bytes("grad_336x336.png"),
+        "make it blue",
+    )];
+    let (status, _, body) = post(&server.url, &message(None));
+    assert_eq!(status, 200, "{body}");
+    assert_same(
+        &vectors(&body),
+        &reference.embed(&composed).expect("library"),
+    );
+    let cirr = Prompts::new().with(e5v_core::Preset::CirrQuery);
+    let (status, _, body) = post(&server.url, &message(Some("cirr-query")));
+    assert_eq!(status, 200, "{body}");
+    assert_same(
+        &vectors(&body),
+        &reference.embed_with(&composed, &cirr).expect("library"),
+    );
+}
+
+#[test]
+fn bad_input_is_a_4xx_in_openais_shape_naming_the_input() {
+    let config = ServerConfig {
+        limits: RequestLimits {
+            max_inputs: 4,
+            max_image_bytes: 4096,
+            ..RequestLimits::default()
+        },
+        max_body_bytes: 1 << 20,
+        ..ServerConfig::default()
+    };
+    let server = Server::start(&ready_app(config));
+    let png = data_uri("noise_20x13.png");
+    let not_an_image = format!(
+        "data:image/png;base64,{}",
+        STANDARD.encode(b"not a png at all")
+    );
+    let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
+        (
+            json!({"input": ["a", "b"], "dimensions": 64}),
+            400,
+            "dimensions_unsupported",
+            Some("dimensions"),
+        ),
+        (
+            json!({"input": "a", "temperature": 1}),
+            400,
+            "invalid_request",
+            None,
+        ),
+        (json!({"input": [1, 2, 3]}), 400, "invalid_request", None),
+        (json!({}), 400, "missing_input", Some("input")),
+        (json!({"input": []}), 400, "missing_input", Some("input")),
+        (
+            json!({"input": vec!["a"; 5]}),
+            400,
+            "too_many_inputs",
+            Some("input"),
+        ),
+        (
+            json!({"input": ["a", ""]}),
+            400,
+            "empty_input",
+            Some("input[1]"),
+        ),
+        (
+            json!({"input": ["a", "x".repeat(70_000)]}),
+            400,
+            "input_too_long",
+            Some("input[1]"),
+        ),
+        (
+            json!({"input": "a", "model": "gpt-4"}),
+            404,
+            "model_not_found",
+            Some("model"),
+        ),
+        (
+            json!({"input": "a", "preset": "nope"}),
+            400,
+            "unknown_preset",
+            Some("preset"),
+        ),
+        (
+            json!({"input": [png, "data:image/png;base64,@@@"], "modality": "image"}),
+            400,
+            "invalid_image",
+            Some("input[1]"),
+        ),
+        (
+            json!({"input": ["data:text/plain;base64,aGk="], "modality": "image"}),
+            400,
+            "invalid_image",
+            Some("input[0]"),
+        ),
+        (
+            json!({"input": ["https://example.com/cat.png"], "modality": "image"}),
+            400,
+            "remote_image_disabled",
+            Some("input[0]"),
+        ),
+        (
+            json!({"input": [png, data_uri("grad_499x300.png")], "modality": "image"}),
+            400,
+            "image_too_large",
+            Some("input[1]"),
+        ),
+        // Decoded by the model worker: only this request fails, naming its input.
+        (
+            json!({"input": [png, not_an_image], "modality": "image"}),
+            400,
+            "invalid_image",
+            Some("input[1]"),
+        ),
+        (
+            json!({"messages": [{"role": "assistant", "content": "hi"}]}),
+            400,
+            "invalid_messages",
+            Some("messages[0].role"),
+        ),
+        (
+            json!({"input": "a", "messages": []}),
+            400,
+            "conflicting_inputs",
+            Some("messages"),
+        ),
+        (
+            json!({"input": "x".repeat(1 << 20)}),
+            413,
+            "invalid_request",
+            None,
+        ),
+    ];
+    for (body, status, code, param) in cases {
+        let (got, _, answer) = post(&server.url, &body);
+        let shown = body.to_string();
+        let shown = &shown[..shown.len().min(120)];
+        assert_eq!(got, status, "{shown}: {answer}");
+        let error = &answer["error"];
+        assert_eq!(error["code"], code, "{shown}: {answer}");
+        assert_eq!(error["param"].as_str(), param, "{shown}: {answer}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(error["type"].as_str().is_some());
+    }
+    // The server is still well: a good request after all that.
+    let (status, _, _) = post(&server.url, &json!({"input": "still here"}));
+    assert_eq!(status, 200);
+    let (status, metrics) = get(&server.url, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("e5v_requests_total{outcome=\"client_error\"} 18"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("e5v_requests_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn concurrent_clients_with_mixed_inputs_each_get_their_own_vectors() {
+    let server = Server::start(&ready_app(ServerConfig::default()));
+    let reference = embedder();
+    let requests: Vec<(Value, Vec<Input>)> = vec![
+        (
+            json!({"input": ["one text", "another, longer text"]}),
+            vec![Input::text("one text"), Input::text("another, longer text")],
+        ),
+        (
+            json!({"input": [data_uri("grad_300x1000.png")], "modality": "image"}),
+            vec![Input::image(image_bytes("grad_300x1000.png"))],
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "make it"}, {"type": "text", "text": "blue"},
+            {"type": "image_url", "image_url": {"url": data_uri("odd_337x251.png")}}]}]}),
+            vec![Input::composed(
+                image_bytes("odd_337x251.png"),
+                "make it blue",
+            )],
+        ),
+        (
+            json!({"input": "a single text"}),
+            vec![Input::text("a single text")],
+        ),
+    ];
+    let expected: Vec<Embeddings> = requests
+        .iter()
+        .map(|(_, inputs)| reference.embed(inputs).expect("library"))
+        .collect();
+    let requests = Arc::new(requests);
+    let expected = Arc::new(expected);
+    let handles: Vec<_> = (0..6)
+        .map(|client| {
+            let (url, requests, expected) = (
+                server.url.clone(),
+                Arc::clone(&requests),
+                Arc::clone(&expected),
+            );
+            std::thread::spawn(move || {
+                for k in 0..requests.len() {
+                    let which = (client + k) % requests.len();
+                    let (status, _, body) = post(&url, &requests[which].0);
+                    assert_eq!(status, 200, "{body}");
+                    assert_same(&vectors(&body), &expected[which]);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("client");
+    }
+    let (_, metrics) = get(&server.url, "/metrics");
+    assert!(
+        metrics.contains("e5v_requests_total{outcome=\"ok\"} 24"),
+        "{metrics}"
+    );
+}
+
+/// A model that waits for the test's go, then answers zeros: holds the worker busy.
+struct Gate {
+    entered: Arc<Barrier>,
+    go: Arc<Barrier>,
+    calls: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Model for Gate {
+    fn embed(&self, inputs: &[Input], _: &Prompts) -> e5v_core::Result<Embeddings> {
+        self.calls.lock().expect("lock").push(inputs.len());
+        self.entered.wait();
+        self.go.wait();
+        Embeddings::from_matrix(2, vec![0.5; 2 * inputs.len()])
+    }
+}
+
+#[test]
+fn a_full_queue_is_429_and_shutdown_answers_every_accepted_request() {
+    let (entered, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let app = App::new(ServerConfig {
+        queue: QueueConfig {
+            capacity: 2,
+            max_batch_inputs: 64,
+        },
+        ..ServerConfig::default()
+    });
+    let mut server = Server::start(&app);
+    // Before the model is ready: /health and requests say so.
+    assert_eq!(get(&server.url, "/health").0, 503);
+    let (status, _, body) = post(&server.url, &json!({"input": "early"}));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("loading"))
+    );
+    app.ready(
+        Gate {
+            entered: Arc::clone(&entered),
+            go: Arc::clone(&go),
+            calls: Arc::clone(&calls),
+        },
+        Prompts::new(),
+    );
+    assert_eq!(get(&server.url, "/health").0, 200);
+
+    let send = |text: &'static str| {
+        let url = server.url.clone();
+        std::thread::spawn(move || post(&url, &json!({"input": text})))
+    };
+    // The first request occupies the worker; two more fill the queue; the fourth is refused.
+    let first = send("first");
+    entered.wait();
+    let queued = [send("second"), send("third")];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !get(&server.url, "/metrics")
+        .1
+        .contains("e5v_queue_depth 2\n")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never filled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, retry, body) = post(&server.url, &json!({"input": "fourth"}));
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+
+    // Shut down while three accepted requests are in flight: all three are answered.
+    let stopper = {
+        let go = Arc::clone(&go);
+        let entered = Arc::clone(&entered);
+        std::thread::spawn(move || {
+            go.wait(); // release the first call
+            entered.wait(); // the queued two, batched into one call
+            go.wait();
+        })
+    };
+    server.shutdown();
+    stopper.join().expect("stopper");
+    for handle in [first].into_iter().chain(queued) {
+        let (status, _, body) = handle.join().expect("client");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(vectors(&body).len(), 1);
+    }
+    assert_eq!(
+        *calls.lock().expect("lock"),
+        vec![1, 2],
+        "the queued two ran as one batch"
+    );
+}
