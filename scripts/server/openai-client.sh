@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The official `openai` Python client (PyPI) against e5v-server on the tiny fixture model:
+# installs the client into target/openai-venv (once), starts the server, runs
+# scripts/server/openai_check.py, stops the server. Not for CI (it needs PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PORT=${PORT:-18081}
+venv=target/openai-venv
+[ -x $venv/bin/python ] || { python3 -m venv $venv && $venv/bin/pip install -q openai; }
+cargo build --release -p e5v-server --bin e5v-server
+target/release/e5v-server --model fixtures/tiny-e5v --port "$PORT" 2> target/e5v-server-openai.log &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
+    kill -0 $server 2>/dev/null || { cat target/e5v-server-openai.log; exit 1; }
+    sleep 0.5
+done
+$venv/bin/python -c 'import openai; print("openai", openai.__version__)'
+$venv/bin/python scripts/server/openai_check.py "http://127.0.0.1:$PORT"
