@@ -53,7 +53,10 @@ fn main() -> Result<(), String> {
         .and_then(|rest| rest.split([':', '/']).next())
         .unwrap_or_default();
     if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-        return Err(format!("{}: only loopback servers are load-tested", args.url));
+        return Err(format!(
+            "{}: only loopback servers are load-tested",
+            args.url
+        ));
     }
     let image = std::fs::read(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?;
     let (body, inputs) = request(&args, &image)?;
