@@ -151,7 +151,14 @@ async fn embed(
         .with_status(StatusCode::NOT_FOUND));
     }
     let format = request.encoding_format.unwrap_or_default();
-    let parsed = parse(request, &serving.prompts, &config.limits)?;
+    // Off the async threads: base64 decoding of large images, fetches of allowed URLs.
+    let (prompts, limits) = (serving.prompts.clone(), config.limits.clone());
+    let parsed = tokio::task::spawn_blocking(move || parse(request, &prompts, &limits))
+        .await
+        .map_err(|e| {
+            ApiError::invalid("internal_error", None, format!("parsing failed: {e}"))
+                .with_status(StatusCode::INTERNAL_SERVER_ERROR)
+        })??;
     let answer = serving.queue.submit(parsed)?;
     let embeddings = tokio::time::timeout(config.request_timeout, answer)
         .await

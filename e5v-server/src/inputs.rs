@@ -1,6 +1,7 @@
 //! A request's inputs as the embedder's: texts, images from data URIs, composed queries from
 //! chat messages, and the prompts a preset picks. Everything here is checked before the request
-//! is queued, so a bad input costs no model time.
+//! is queued, so a bad input costs no model time. Parsing blocks (it decodes base64 and may
+//! fetch allowed image URLs): the server runs it off the async threads.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -8,9 +9,10 @@ use e5v_core::{FashionCategory, Input, Preset, Prompts};
 
 use crate::api::{Content, EmbeddingRequest, Modality, Part};
 use crate::error::ApiError;
+use crate::remote::RemoteImages;
 
 /// What one request may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLimits {
     /// Inputs per request (OpenAI's limit is 2048).
     pub max_inputs: usize,
@@ -18,6 +20,8 @@ pub struct RequestLimits {
     pub max_image_bytes: usize,
     /// Characters of one text.
     pub max_text_chars: usize,
+    /// Which image URLs are fetched (none by default).
+    pub remote: RemoteImages,
 }
 
 impl Default for RequestLimits {
@@ -26,6 +30,10 @@ impl Default for RequestLimits {
             max_inputs: 2048,
             max_image_bytes: 20 << 20,
             max_text_chars: 64 * 1024,
+            remote: RemoteImages {
+                allowed_hosts: Vec::new(),
+                timeout: std::time::Duration::from_secs(10),
+            },
         }
     }
 }
@@ -77,7 +85,7 @@ pub struct Parsed {
 /// # Errors
 /// A 400 [`ApiError`] naming the field or input: no or both of `input` and `messages`,
 /// `dimensions`, an unknown preset, too many inputs, an empty or oversized text, a malformed or
-/// oversized image, a remote image URL.
+/// oversized image, an image URL that is not allowed or cannot be fetched.
 pub fn parse(
     request: EmbeddingRequest,
     base: &Prompts,
@@ -209,8 +217,8 @@ fn text(text: String, limits: &RequestLimits) -> Result<String, PartError> {
     Ok(text)
 }
 
-/// The bytes of an image given as a `data:` URI (`data:image/png;base64,...`) or as bare
-/// base64. Remote URLs are refused: this server does not fetch.
+/// The bytes of an image given as a `data:` URI (`data:image/png;base64,...`), as bare base64,
+/// or as an `http(s)` URL on the allow-list of [`RequestLimits::remote`] (refused otherwise).
 fn image(source: &str, limits: &RequestLimits) -> Result<Vec<u8>, PartError> {
     let payload = if let Some(rest) = source.strip_prefix("data:") {
         let (header, data) = rest.split_once(',').ok_or_else(|| {
@@ -235,11 +243,10 @@ fn image(source: &str, limits: &RequestLimits) -> Result<Vec<u8>, PartError> {
         }
         data
     } else if source.starts_with("http://") || source.starts_with("https://") {
-        return Err(PartError::new(
-            "remote_image_disabled",
-            "image URLs are not fetched by this server; send the image as a data URI \
-             (data:image/png;base64,...)",
-        ));
+        return limits
+            .remote
+            .fetch(source, limits.max_image_bytes)
+            .map_err(|e| PartError::new(e.code, e.message));
     } else {
         source
     };

@@ -23,8 +23,10 @@ mod batcher;
 mod error;
 pub mod inputs;
 mod metrics;
+mod remote;
 
 pub use app::{App, ServerConfig};
 pub use batcher::{Model, QueueConfig};
 pub use error::ApiError;
 pub use inputs::RequestLimits;
+pub use remote::RemoteImages;

@@ -4,7 +4,7 @@
 //! cargo run --release -p e5v-server -- --model DIR_OR_REPO [--backend flex|ndarray|wgpu|cuda]
 //!     [--host 127.0.0.1] [--port 8080] [--served-model-name e5-v] [--dtype f32|f16|bf16]
 //!     [--queue 256] [--max-batch-inputs 64] [--max-inputs 2048] [--max-image-bytes N]
-//!     [--timeout-secs 120] [--log-json]
+//!     [--timeout-secs 120] [--allow-remote-images HOST,...] [--log-json]
 //! ```
 //!
 //! The port answers at once (`/health` is 503 while the model loads). Ctrl-C or SIGTERM stops
@@ -18,7 +18,7 @@ use std::time::Duration;
 use burn::tensor::backend::Backend;
 use clap::Parser;
 use e5v_core::{BackendName, Embedder, EmbedderOptions, Precision};
-use e5v_server::{App, QueueConfig, RequestLimits, ServerConfig};
+use e5v_server::{App, QueueConfig, RemoteImages, RequestLimits, ServerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +56,13 @@ struct Args {
     /// Bytes of one image file.
     #[arg(long, default_value_t = 20 << 20)]
     max_image_bytes: usize,
+    /// Hosts whose http(s) image URLs are fetched, comma-separated (none by default: images
+    /// must come as data URIs). Redirects are not followed.
+    #[arg(long, value_delimiter = ',')]
+    allow_remote_images: Vec<String>,
+    /// Seconds for one remote image fetch.
+    #[arg(long, default_value_t = 10)]
+    remote_timeout_secs: u64,
     /// Bytes of one request body.
     #[arg(long, default_value_t = 64 << 20)]
     max_body_bytes: usize,
@@ -104,6 +111,10 @@ async fn serve(args: Args) -> Result<(), String> {
         limits: RequestLimits {
             max_inputs: args.max_inputs,
             max_image_bytes: args.max_image_bytes,
+            remote: RemoteImages {
+                allowed_hosts: args.allow_remote_images.clone(),
+                timeout: Duration::from_secs(args.remote_timeout_secs),
+            },
             ..RequestLimits::default()
         },
         max_body_bytes: args.max_body_bytes,

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use e5v_core::{Embedder, EmbedderOptions, Embeddings, Flex, Input, Prompts};
 use e5v_server::api::{EmbeddingResponse, EmbeddingValue};
-use e5v_server::{App, Model, QueueConfig, RequestLimits, ServerConfig};
+use e5v_server::{App, Model, QueueConfig, RemoteImages, RequestLimits, ServerConfig};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
@@ -529,4 +529,81 @@ fn a_full_queue_is_429_and_shutdown_answers_every_accepted_request() {
         vec![1, 2],
         "the queued two ran as one batch"
     );
+}
+
+/// A plain HTTP server on 127.0.0.1 with an image, an oversized file, a redirect and nothing
+/// else; kept alive by the returned runtime.
+fn image_host(image: Vec<u8>, big: usize) -> (String, tokio::runtime::Runtime) {
+    use axum::response::Redirect;
+    use axum::routing::get as route;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let router = axum::Router::new()
+        .route("/cat.png", route(move || async move { image.clone() }))
+        .route("/big", route(move || async move { vec![0u8; big] }))
+        .route(
+            "/moved",
+            route(|| async { Redirect::temporary("/cat.png") }),
+        );
+    runtime.spawn(async move { axum::serve(listener, router).await });
+    (format!("127.0.0.1:{port}"), runtime)
+}
+
+#[test]
+fn allowed_image_urls_are_fetched_and_others_refused() {
+    let cat = image_bytes("grad_499x300.png");
+    let (host, _host_runtime) = image_host(cat.clone(), 300_000);
+    let port = host.rsplit(':').next().expect("port").to_string();
+    let mut config = ServerConfig::default();
+    config.limits.max_image_bytes = 200_000;
+    config.limits.remote = RemoteImages {
+        allowed_hosts: vec!["127.0.0.1".into()],
+        timeout: Duration::from_secs(10),
+    };
+    let server = Server::start(&ready_app(config));
+    let reference = embedder();
+
+    let url = format!("http://{host}/cat.png");
+    let (status, _, body) = post(&server.url, &json!({"input": [url], "modality": "image"}));
+    assert_eq!(status, 200, "{body}");
+    assert_same(
+        &vectors(&body),
+        &reference
+            .embed(&[Input::image(cat.clone())])
+            .expect("library"),
+    );
+    let (status, _, body) = post(
+        &server.url,
+        &json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "blue"}]}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_same(
+        &vectors(&body),
+        &reference
+            .embed(&[Input::composed(cat, "blue")])
+            .expect("library"),
+    );
+
+    for (url, code) in [
+        (
+            format!("http://localhost:{port}/cat.png"),
+            "remote_image_not_allowed",
+        ),
+        (format!("http://{host}/big"), "image_too_large"),
+        (format!("http://{host}/moved"), "image_fetch_failed"),
+        (format!("http://{host}/missing"), "image_fetch_failed"),
+        (format!("ftp://{host}/cat.png"), "invalid_image"),
+    ] {
+        let (status, _, body) = post(
+            &server.url,
+            &json!({"input": [data_uri("noise_20x13.png"), url], "modality": "image"}),
+        );
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(body["error"]["code"], code, "{url}: {body}");
+        assert_eq!(body["error"]["param"], "input[1]", "{url}: {body}");
+    }
 }
