@@ -607,3 +607,43 @@ fn allowed_image_urls_are_fetched_and_others_refused() {
         assert_eq!(body["error"]["param"], "input[1]", "{url}: {body}");
     }
 }
+
+#[test]
+fn a_request_past_its_timeout_is_504_and_costs_no_model_time() {
+    let (entered, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let app = App::new(ServerConfig {
+        request_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    });
+    app.ready(
+        Gate {
+            entered: Arc::clone(&entered),
+            go: Arc::clone(&go),
+            calls: Arc::clone(&calls),
+        },
+        Prompts::new(),
+    );
+    let server = Server::start(&app);
+    let first = {
+        let url = server.url.clone();
+        std::thread::spawn(move || post(&url, &json!({"input": "first"})))
+    };
+    entered.wait();
+    // The worker is busy past the timeout: the second request gives up with 504.
+    let (status, _, body) = post(&server.url, &json!({"input": ["second", "third"]}));
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "timeout");
+    go.wait();
+    let (status, _, body) = first.join().expect("client");
+    assert_eq!(status, 504, "the first waited past its timeout too: {body}");
+    // A later request runs; the abandoned one never reached the model.
+    let later = {
+        let url = server.url.clone();
+        std::thread::spawn(move || post(&url, &json!({"input": "later"})))
+    };
+    entered.wait();
+    go.wait();
+    assert_eq!(later.join().expect("client").0, 200);
+    assert_eq!(*calls.lock().expect("lock"), vec![1, 1]);
+}

@@ -8,6 +8,7 @@
 #   MODEL=target/bench-models/narrow KIND=text INPUTS=8 CLIENTS=16 SECONDS=30 scripts/server/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+release=${CARGO_TARGET_DIR:-target}/release
 MODEL=${MODEL:-fixtures/tiny-e5v}
 KIND=${KIND:-mixed}
 INPUTS=${INPUTS:-4}
@@ -17,7 +18,7 @@ PORT=${PORT:-18080}
 BACKEND=${BACKEND:-flex}
 
 cargo build --release -p e5v-server --bin e5v-server --example load
-target/release/e5v-server --model "$MODEL" --backend "$BACKEND" --port "$PORT" \
+$release/e5v-server --model "$MODEL" --backend "$BACKEND" --port "$PORT" \
     --queue 1024 2> target/e5v-server-load.log &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -27,7 +28,7 @@ for _ in $(seq 600); do
     sleep 0.5
 done
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; model: $MODEL; backend: $BACKEND"
-target/release/examples/load --url "http://127.0.0.1:$PORT" --clients "$CLIENTS" \
+$release/examples/load --url "http://127.0.0.1:$PORT" --clients "$CLIENTS" \
     --seconds "$SECONDS_" --kind "$KIND" --inputs "$INPUTS" --model "$MODEL"
 kill -TERM $server
 wait $server

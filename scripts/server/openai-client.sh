@@ -4,11 +4,12 @@
 # scripts/server/openai_check.py, stops the server. Not for CI (it needs PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+release=${CARGO_TARGET_DIR:-target}/release
 PORT=${PORT:-18081}
 venv=target/openai-venv
 [ -x $venv/bin/python ] || { python3 -m venv $venv && $venv/bin/pip install -q openai; }
 cargo build --release -p e5v-server --bin e5v-server
-target/release/e5v-server --model fixtures/tiny-e5v --port "$PORT" 2> target/e5v-server-openai.log &
+$release/e5v-server --model fixtures/tiny-e5v --port "$PORT" 2> target/e5v-server-openai.log &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 600); do
