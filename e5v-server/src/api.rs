@@ -27,7 +27,7 @@ pub struct EmbeddingRequest {
     /// Refused: E5-V's vectors cannot be shortened (it is not a Matryoshka model).
     #[serde(default)]
     pub dimensions: Option<u64>,
-    /// An end-user id (OpenAI's field); logged, never interpreted.
+    /// An end-user id (OpenAI's field); accepted, not used.
     #[serde(default)]
     pub user: Option<String>,
     /// One of E5-V's prompt presets (`text`, `image`, `sts`, `cirr-query`, `cirr-gallery`,

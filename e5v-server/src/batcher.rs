@@ -160,7 +160,20 @@ fn embed_group<M: Model>(model: &M, mut jobs: Vec<Job>, prompts: &Prompts, metri
             .flat_map(|j| j.parsed.inputs.iter().cloned())
             .collect();
         let start = Instant::now();
-        match model.embed(&inputs, prompts) {
+        // A panic in the model (a bug) fails this batch's requests, not the server.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            model.embed(&inputs, prompts)
+        }));
+        let Ok(result) = result else {
+            tracing::error!("the model panicked; {} requests failed", jobs.len());
+            for job in jobs.drain(..) {
+                let _ = job
+                    .reply
+                    .send(Err(internal("the model failed on this batch")));
+            }
+            return;
+        };
+        match result {
             Ok(embeddings) => {
                 let tokens = (0..embeddings.len())
                     .filter_map(|i| embeddings.info(i))

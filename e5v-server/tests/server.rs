@@ -647,3 +647,26 @@ fn a_request_past_its_timeout_is_504_and_costs_no_model_time() {
     assert_eq!(later.join().expect("client").0, 200);
     assert_eq!(*calls.lock().expect("lock"), vec![1, 1]);
 }
+
+/// A model with a bug: it panics on one text.
+struct Panicky;
+
+impl Model for Panicky {
+    fn embed(&self, inputs: &[Input], _: &Prompts) -> e5v_core::Result<Embeddings> {
+        assert!(!inputs.contains(&Input::text("boom")), "a bug in the model");
+        Embeddings::from_matrix(2, vec![0.5; 2 * inputs.len()])
+    }
+}
+
+#[test]
+fn a_panicking_model_fails_its_batch_with_500_and_the_server_lives_on() {
+    let app = App::new(ServerConfig::default());
+    app.ready(Panicky, Prompts::new());
+    let server = Server::start(&app);
+    let (status, _, body) = post(&server.url, &json!({"input": ["fine", "boom"]}));
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["type"], "server_error");
+    let (status, _, body) = post(&server.url, &json!({"input": ["fine"]}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(&server.url, "/health").0, 200);
+}
