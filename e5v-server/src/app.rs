@@ -82,9 +82,10 @@ impl App {
         }
     }
 
-    /// Starts serving `model`, whose default prompts are `prompts` (the embedder's options').
-    /// A second call is ignored.
-    pub fn ready<M: Model>(&self, model: M, prompts: Prompts) {
+    /// Starts serving `model` (an [`Embedder`](e5v_core::Embedder) of any backend). A second
+    /// call is ignored.
+    pub fn ready<M: Model>(&self, model: M) {
+        let prompts = model.default_prompts();
         let queue = Queue::start(model, self.inner.config.queue, self.inner.metrics.clone());
         let _ = self.inner.serving.set(Serving { queue, prompts });
     }

@@ -23,6 +23,12 @@ pub trait Model: Send + 'static {
     /// # Errors
     /// As [`Embedder::embed_with`].
     fn embed(&self, inputs: &[Input], prompts: &Prompts) -> e5v_core::Result<Embeddings>;
+
+    /// The prompts of a request that names no preset: the paper's retrieval prompts unless the
+    /// model was set up with others.
+    fn default_prompts(&self) -> Prompts {
+        Prompts::new()
+    }
 }
 
 impl<B: burn::tensor::backend::Backend> Model for Embedder<B>
@@ -31,6 +37,10 @@ where
 {
     fn embed(&self, inputs: &[Input], prompts: &Prompts) -> e5v_core::Result<Embeddings> {
         self.embed_with(inputs, prompts)
+    }
+
+    fn default_prompts(&self) -> Prompts {
+        self.options().prompts.clone()
     }
 }
 

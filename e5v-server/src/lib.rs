@@ -11,7 +11,7 @@
 //!
 //! let app = App::new(ServerConfig::default());
 //! let embedder = Embedder::<Flex>::new("models/e5-v", EmbedderOptions::new(), &Default::default())?;
-//! app.ready(embedder, EmbedderOptions::new().prompts);
+//! app.ready(embedder);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app.router()).await?;
 //! # Ok(()) }

@@ -171,10 +171,9 @@ where
     Embedder<B>: Send,
 {
     let dir = model_dir(args)?;
-    let prompts = options.prompts.clone();
     let embedder = Embedder::<B>::new(&dir, options, &Default::default())
         .map_err(|e| format!("loading {}: {e}", dir.display()))?;
-    app.ready(embedder, prompts);
+    app.ready(embedder);
     Ok(())
 }
 

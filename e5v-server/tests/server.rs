@@ -165,7 +165,7 @@ fn assert_same(got: &[Vec<f32>], want: &Embeddings) {
 
 fn ready_app(config: ServerConfig) -> App {
     let app = App::new(config);
-    app.ready(embedder(), Prompts::new());
+    app.ready(embedder());
     app
 }
 
@@ -473,14 +473,11 @@ fn a_full_queue_is_429_and_shutdown_answers_every_accepted_request() {
         (status, body["error"]["code"].as_str()),
         (503, Some("loading"))
     );
-    app.ready(
-        Gate {
-            entered: Arc::clone(&entered),
-            go: Arc::clone(&go),
-            calls: Arc::clone(&calls),
-        },
-        Prompts::new(),
-    );
+    app.ready(Gate {
+        entered: Arc::clone(&entered),
+        go: Arc::clone(&go),
+        calls: Arc::clone(&calls),
+    });
     assert_eq!(get(&server.url, "/health").0, 200);
 
     let send = |text: &'static str| {
@@ -616,14 +613,11 @@ fn a_request_past_its_timeout_is_504_and_costs_no_model_time() {
         request_timeout: Duration::from_millis(300),
         ..ServerConfig::default()
     });
-    app.ready(
-        Gate {
-            entered: Arc::clone(&entered),
-            go: Arc::clone(&go),
-            calls: Arc::clone(&calls),
-        },
-        Prompts::new(),
-    );
+    app.ready(Gate {
+        entered: Arc::clone(&entered),
+        go: Arc::clone(&go),
+        calls: Arc::clone(&calls),
+    });
     let server = Server::start(&app);
     let first = {
         let url = server.url.clone();
@@ -661,7 +655,7 @@ impl Model for Panicky {
 #[test]
 fn a_panicking_model_fails_its_batch_with_500_and_the_server_lives_on() {
     let app = App::new(ServerConfig::default());
-    app.ready(Panicky, Prompts::new());
+    app.ready(Panicky);
     let server = Server::start(&app);
     let (status, _, body) = post(&server.url, &json!({"input": ["fine", "boom"]}));
     assert_eq!(status, 500, "{body}");
