@@ -3,7 +3,7 @@
 //! clients all get their own vectors; a full queue is 429; shutdown finishes accepted requests.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use base64::Engine;
@@ -438,26 +438,66 @@ fn concurrent_clients_with_mixed_inputs_each_get_their_own_vectors() {
     );
 }
 
-/// A model that waits for the test's go, then answers zeros: holds the worker busy.
+/// How long a test waits on the model or the model on the test: a broken test fails, never
+/// hangs.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A model that holds the worker: each call reports its number of inputs, then waits for the
+/// test's go and answers constant vectors.
 struct Gate {
-    entered: Arc<Barrier>,
-    go: Arc<Barrier>,
-    calls: Arc<Mutex<Vec<usize>>>,
+    entered: mpsc::Sender<usize>,
+    go: Mutex<mpsc::Receiver<()>>,
 }
 
 impl Model for Gate {
     fn embed(&self, inputs: &[Input], _: &Prompts) -> e5v_core::Result<Embeddings> {
-        self.calls.lock().expect("lock").push(inputs.len());
-        self.entered.wait();
-        self.go.wait();
+        let _ = self.entered.send(inputs.len());
+        self.go
+            .lock()
+            .expect("lock")
+            .recv_timeout(WAIT)
+            .expect("the test's go");
         Embeddings::from_matrix(2, vec![0.5; 2 * inputs.len()])
     }
 }
 
+/// The test's side of a [`Gate`].
+struct GateControl {
+    entered: mpsc::Receiver<usize>,
+    go: mpsc::Sender<()>,
+}
+
+impl GateControl {
+    /// Waits until the model is called; its number of inputs.
+    fn entered(&self) -> usize {
+        self.entered
+            .recv_timeout(WAIT)
+            .expect("the model was called")
+    }
+
+    /// Lets the waiting call finish.
+    fn go(&self) {
+        self.go.send(()).expect("the model is there");
+    }
+}
+
+fn gate() -> (Gate, GateControl) {
+    let (entered, entered_rx) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    let model = Gate {
+        entered,
+        go: Mutex::new(go_rx),
+    };
+    let control = GateControl {
+        entered: entered_rx,
+        go,
+    };
+    (model, control)
+}
+
 #[test]
 fn a_full_queue_is_429_and_shutdown_answers_every_accepted_request() {
-    let (entered, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (model, control) = gate();
     let app = App::new(ServerConfig {
         queue: QueueConfig {
             capacity: 2,
@@ -473,11 +513,7 @@ fn a_full_queue_is_429_and_shutdown_answers_every_accepted_request() {
         (status, body["error"]["code"].as_str()),
         (503, Some("loading"))
     );
-    app.ready(Gate {
-        entered: Arc::clone(&entered),
-        go: Arc::clone(&go),
-        calls: Arc::clone(&calls),
-    });
+    app.ready(model);
     assert_eq!(get(&server.url, "/health").0, 200);
 
     let send = |text: &'static str| {
@@ -486,9 +522,9 @@ fn a_full_queue_is_429_and_shutdown_answers_every_accepted_request() {
     };
     // The first request occupies the worker; two more fill the queue; the fourth is refused.
     let first = send("first");
-    entered.wait();
+    assert_eq!(control.entered(), 1);
     let queued = [send("second"), send("third")];
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + WAIT;
     while !get(&server.url, "/metrics")
         .1
         .contains("e5v_queue_depth 2\n")
@@ -505,27 +541,23 @@ fn a_full_queue_is_429_and_shutdown_answers_every_accepted_request() {
     assert_eq!(body["error"]["type"], "rate_limit_error");
 
     // Shut down while three accepted requests are in flight: all three are answered.
-    let stopper = {
-        let go = Arc::clone(&go);
-        let entered = Arc::clone(&entered);
-        std::thread::spawn(move || {
-            go.wait(); // release the first call
-            entered.wait(); // the queued two, batched into one call
-            go.wait();
-        })
-    };
+    let releaser = std::thread::spawn(move || {
+        control.go(); // the first call
+        let batched = control.entered(); // the queued two, in one call
+        control.go();
+        batched
+    });
     server.shutdown();
-    stopper.join().expect("stopper");
+    assert_eq!(
+        releaser.join().expect("releaser"),
+        2,
+        "the queued two ran as one batch"
+    );
     for handle in [first].into_iter().chain(queued) {
         let (status, _, body) = handle.join().expect("client");
         assert_eq!(status, 200, "{body}");
         assert_eq!(vectors(&body).len(), 1);
     }
-    assert_eq!(
-        *calls.lock().expect("lock"),
-        vec![1, 2],
-        "the queued two ran as one batch"
-    );
 }
 
 /// A plain HTTP server on 127.0.0.1 with an image, an oversized file, a redirect and nothing
@@ -607,39 +639,33 @@ fn allowed_image_urls_are_fetched_and_others_refused() {
 
 #[test]
 fn a_request_past_its_timeout_is_504_and_costs_no_model_time() {
-    let (entered, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (model, control) = gate();
     let app = App::new(ServerConfig {
-        request_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(2),
         ..ServerConfig::default()
     });
-    app.ready(Gate {
-        entered: Arc::clone(&entered),
-        go: Arc::clone(&go),
-        calls: Arc::clone(&calls),
-    });
+    app.ready(model);
     let server = Server::start(&app);
     let first = {
         let url = server.url.clone();
         std::thread::spawn(move || post(&url, &json!({"input": "first"})))
     };
-    entered.wait();
+    assert_eq!(control.entered(), 1);
     // The worker is busy past the timeout: the second request gives up with 504.
     let (status, _, body) = post(&server.url, &json!({"input": ["second", "third"]}));
     assert_eq!(status, 504, "{body}");
     assert_eq!(body["error"]["code"], "timeout");
-    go.wait();
+    control.go();
     let (status, _, body) = first.join().expect("client");
     assert_eq!(status, 504, "the first waited past its timeout too: {body}");
-    // A later request runs; the abandoned one never reached the model.
+    // A later request runs alone: the abandoned two-input one never reaches the model.
     let later = {
         let url = server.url.clone();
         std::thread::spawn(move || post(&url, &json!({"input": "later"})))
     };
-    entered.wait();
-    go.wait();
+    assert_eq!(control.entered(), 1);
+    control.go();
     assert_eq!(later.join().expect("client").0, 200);
-    assert_eq!(*calls.lock().expect("lock"), vec![1, 1]);
 }
 
 /// A model with a bug: it panics on one text.
