@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::api::{
     EmbeddingData, EmbeddingRequest, EmbeddingResponse, EmbeddingValue, EncodingFormat, Usage,
 };
-use crate::batcher::{Model, Queue, QueueConfig};
+use crate::batcher::{Model, Queue, QueueConfig, prompt_tokens};
 use crate::error::ApiError;
 use crate::inputs::{RequestLimits, parse};
 use crate::metrics::{Metrics, Outcome};
@@ -186,10 +186,7 @@ async fn embed(
 }
 
 fn response(embeddings: &Embeddings, format: EncodingFormat, model: &str) -> EmbeddingResponse {
-    let tokens = (0..embeddings.len())
-        .filter_map(|i| embeddings.info(i))
-        .map(|info| info.seq_len)
-        .sum();
+    let tokens = prompt_tokens(embeddings);
     let data = embeddings
         .rows()
         .enumerate()

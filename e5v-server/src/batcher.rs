@@ -185,11 +185,8 @@ fn embed_group<M: Model>(model: &M, mut jobs: Vec<Job>, prompts: &Prompts, metri
         };
         match result {
             Ok(embeddings) => {
-                let tokens = (0..embeddings.len())
-                    .filter_map(|i| embeddings.info(i))
-                    .map(|info| info.seq_len)
-                    .sum();
-                metrics.batch(inputs.len(), tokens, start.elapsed().as_secs_f64());
+                let seconds = start.elapsed().as_secs_f64();
+                metrics.batch(inputs.len(), prompt_tokens(&embeddings), seconds);
                 let mut offset = 0;
                 for job in jobs {
                     let count = job.parsed.inputs.len();
@@ -216,6 +213,14 @@ fn embed_group<M: Model>(model: &M, mut jobs: Vec<Job>, prompts: &Prompts, metri
             },
         }
     }
+}
+
+/// Every token the vectors were read from: the prompted sequences, image tokens included.
+pub(crate) fn prompt_tokens(embeddings: &Embeddings) -> usize {
+    (0..embeddings.len())
+        .filter_map(|i| embeddings.info(i))
+        .map(|info| info.seq_len)
+        .sum()
 }
 
 /// The request holding input `index` of the concatenation, and its position there.
@@ -252,7 +257,7 @@ fn internal(message: &str) -> ApiError {
 }
 
 /// An error and its sources, joined by ": ".
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
