@@ -1,35 +1,28 @@
 #!/usr/bin/env bash
 # A bounded load test of e5v-server on this machine: starts the server (release) on MODEL,
-# waits until /health says ready, runs CLIENTS clients on 127.0.0.1 for SECONDS, then embeds
+# waits until /health says ready, runs CLIENTS clients on 127.0.0.1 for DURATION seconds, then embeds
 # the same inputs through the library directly (the server idle) and prints the server's
 # overhead ratio. Stops the server with SIGTERM (graceful). Not for CI.
 #
 #   scripts/server/load.sh                      # the tiny fixture model, mixed requests
-#   MODEL=target/bench-models/narrow KIND=text INPUTS=8 CLIENTS=16 SECONDS=30 scripts/server/load.sh
+#   MODEL=target/bench-models/narrow KIND=text INPUTS=8 CLIENTS=16 DURATION=30 scripts/server/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 release=${CARGO_TARGET_DIR:-target}/release
+. scripts/server/start.sh
 MODEL=${MODEL:-fixtures/tiny-e5v}
 KIND=${KIND:-mixed}
 INPUTS=${INPUTS:-4}
 CLIENTS=${CLIENTS:-8}
-SECONDS_=${SECONDS:-20}
+DURATION=${DURATION:-20}
 PORT=${PORT:-18080}
 BACKEND=${BACKEND:-flex}
 
 cargo build --release -p e5v-server --bin e5v-server --example load
-$release/e5v-server --model "$MODEL" --backend "$BACKEND" --port "$PORT" \
-    --queue 1024 2> target/e5v-server-load.log &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
-    kill -0 $server 2>/dev/null || { cat target/e5v-server-load.log; exit 1; }
-    sleep 0.5
-done
+start_server target/e5v-server-load.log --model "$MODEL" --backend "$BACKEND" --queue 1024
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; model: $MODEL; backend: $BACKEND"
 $release/examples/load --url "http://127.0.0.1:$PORT" --clients "$CLIENTS" \
-    --seconds "$SECONDS_" --kind "$KIND" --inputs "$INPUTS" --model "$MODEL"
+    --seconds "$DURATION" --kind "$KIND" --inputs "$INPUTS" --model "$MODEL"
 kill -TERM $server
 wait $server
 trap - EXIT

@@ -5,17 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 release=${CARGO_TARGET_DIR:-target}/release
+. scripts/server/start.sh
 PORT=${PORT:-18081}
 venv=target/openai-venv
 [ -x $venv/bin/python ] || { python3 -m venv $venv && $venv/bin/pip install -q openai; }
 cargo build --release -p e5v-server --bin e5v-server
-$release/e5v-server --model fixtures/tiny-e5v --port "$PORT" 2> target/e5v-server-openai.log &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
-    kill -0 $server 2>/dev/null || { cat target/e5v-server-openai.log; exit 1; }
-    sleep 0.5
-done
+start_server target/e5v-server-openai.log --model fixtures/tiny-e5v
 $venv/bin/python -c 'import openai; print("openai", openai.__version__)'
 $venv/bin/python scripts/server/openai_check.py "http://127.0.0.1:$PORT"
