@@ -1,5 +1,7 @@
 //! The language model (Llama / Mistral), returning final-normed hidden states.
 
+use std::path::Path;
+
 use burn::{
     module::{Module, Param},
     nn::Linear,
@@ -7,12 +9,16 @@ use burn::{
 };
 
 use crate::{
-    Result,
-    config::DecoderConfig,
+    Checkpoint, Lora, LoraTarget, ModelError, Result,
+    config::{DecoderConfig, LlavaNextConfig},
+    lora::{LayerAdapters, merged_weight},
+    merge,
     nn::{
         Activation, AttentionBudget, AttentionMask, MultiHeadAttention, ParamSource, RandomInit,
-        RmsNorm, RotaryEmbedding, add, linear, linear_act, mul, normal,
+        RmsNorm, RotaryEmbedding, adapted, adapted_act, add, check_dtype, mul, normal,
     },
+    pooling,
+    weights::WeightLoader,
 };
 
 /// Token embeddings, pre-norm blocks with RoPE + grouped-query attention + SwiGLU, final
@@ -22,7 +28,7 @@ use crate::{
 #[derive(Module, Debug)]
 pub struct Decoder<B: Backend> {
     embed_tokens: Param<Tensor<B, 2>>,
-    layers: Vec<DecoderBlock<B>>,
+    pub(crate) layers: Vec<DecoderBlock<B>>,
     norm: RmsNorm<B>,
     #[module(skip)]
     rope: RotaryEmbedding,
@@ -33,13 +39,13 @@ pub struct Decoder<B: Backend> {
 }
 
 #[derive(Module, Debug)]
-struct DecoderBlock<B: Backend> {
+pub(crate) struct DecoderBlock<B: Backend> {
     input_layernorm: RmsNorm<B>,
-    self_attn: MultiHeadAttention<B>,
+    pub(crate) self_attn: MultiHeadAttention<B>,
     post_attention_layernorm: RmsNorm<B>,
-    gate_proj: Linear<B>,
-    up_proj: Linear<B>,
-    down_proj: Linear<B>,
+    pub(crate) gate_proj: Linear<B>,
+    pub(crate) up_proj: Linear<B>,
+    pub(crate) down_proj: Linear<B>,
     #[module(skip)]
     activation: Activation,
 }
@@ -66,6 +72,24 @@ impl DecoderConfig {
 }
 
 impl<B: Backend> Decoder<B> {
+    /// Loads the decoder alone from a LLaVA-NeXT checkpoint folder (`config.json` and the
+    /// safetensors weights), cast to `dtype`: the vision tower, projector and lm_head are not
+    /// read. Returns the decoder's config with it.
+    pub fn load(
+        dir: impl AsRef<Path>,
+        device: &B::Device,
+        dtype: DType,
+    ) -> Result<(Self, DecoderConfig)> {
+        let dir = dir.as_ref();
+        let config = LlavaNextConfig::from_file(dir.join("config.json"))?.text;
+        check_dtype::<B>(device, dtype)?;
+        let checkpoint = Checkpoint::open(dir)?;
+        let mut weights = WeightLoader::new(&checkpoint, device, dtype);
+        let decoder = Self::build(&mut weights, &config)?;
+        weights.finish(|key| !key.starts_with("decoder."))?;
+        Ok((decoder, config))
+    }
+
     /// The one constructor, from a checkpoint or random weights.
     pub(crate) fn build<S: ParamSource<B>>(
         source: &mut S,
@@ -122,13 +146,100 @@ impl<B: Backend> Decoder<B> {
         valid: Tensor<B, 2, Bool>,
         positions: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
+        self.run(embeddings, valid, positions, None)
+    }
+
+    /// [`Self::forward`] with a LoRA adapter's updates added to the adapted projections
+    /// (unmerged: the base weights are untouched, and gradients reach the adapter).
+    pub fn forward_with_lora(
+        &self,
+        embeddings: Tensor<B, 3>,
+        valid: Tensor<B, 2, Bool>,
+        positions: Tensor<B, 2, Int>,
+        lora: &Lora<B>,
+    ) -> Tensor<B, 3> {
+        self.run(embeddings, valid, positions, Some(lora))
+    }
+
+    fn run(
+        &self,
+        embeddings: Tensor<B, 3>,
+        valid: Tensor<B, 2, Bool>,
+        positions: Tensor<B, 2, Int>,
+        lora: Option<&Lora<B>>,
+    ) -> Tensor<B, 3> {
         let rope = self.rope.tables(positions, embeddings.dtype());
         let mask = AttentionMask::causal(valid, self.sliding_window);
         let mut x = embeddings;
-        for layer in &self.layers {
-            x = layer.forward(x, &rope, &mask, self.attention_budget);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let adapters = lora.and_then(|lora| lora.layer(i));
+            x = layer.forward(x, &rope, &mask, self.attention_budget, adapters.as_ref());
         }
         self.norm.forward(x)
+    }
+
+    /// E5-V's text embedding: each sequence of token ids (a whole prompt, without image
+    /// tokens) through the decoder, with `lora`'s updates if given, pooled at its last token.
+    /// The vectors are raw (not normalised) and do not depend on the rest of the batch.
+    ///
+    /// # Shapes
+    /// - output: `[sequences.len(), hidden]`
+    pub fn embed_texts(
+        &self,
+        sequences: &[Vec<u32>],
+        lora: Option<&Lora<B>>,
+    ) -> Result<Tensor<B, 2>> {
+        let vocab = self.vocab_size();
+        if sequences.is_empty() {
+            return Err(ModelError::InvalidInput("an empty batch".into()));
+        }
+        for (i, ids) in sequences.iter().enumerate() {
+            if ids.is_empty() {
+                return Err(ModelError::InvalidInput(format!("sequence {i} is empty")));
+            }
+            if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
+                return Err(ModelError::InvalidInput(format!(
+                    "sequence {i}: token id {id} is outside the embedding table ({vocab} rows)"
+                )));
+            }
+        }
+        if let Some(lora) = lora {
+            lora.check_fits_layers(self.layers.len())?;
+        }
+        let device = self.embed_tokens.device();
+        let merged = merge::pad(
+            sequences
+                .iter()
+                .map(|ids| merge::splice(self, ids, u32::MAX, None, &device))
+                .collect(),
+            &device,
+        );
+        let states = self.run(merged.embeddings, merged.valid, merged.positions, lora);
+        Ok(pooling::last_token(states, &merged.lengths))
+    }
+
+    /// Adds `lora`'s updates into the adapted projection weights (in their dtype), so that
+    /// [`Self::forward`] computes what [`Self::forward_with_lora`] does without dropout.
+    pub fn merge_lora(&mut self, lora: &Lora<B>) -> Result<()> {
+        lora.check_fits_layers(self.layers.len())?;
+        let scale = lora.config().scale();
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            for target in LoraTarget::ALL {
+                let Some(adapter) = lora.layer_adapter(i, target) else {
+                    continue;
+                };
+                let linear = layer.projection_mut(target);
+                if linear.weight.dims() != [adapter.a.dims()[0], adapter.b.dims()[1]] {
+                    return Err(ModelError::InvalidInput(format!(
+                        "LoRA adapter: layer {i} {target} does not fit a weight of shape {:?}",
+                        linear.weight.dims()
+                    )));
+                }
+                let weight = merged_weight(linear.weight.val(), adapter, scale);
+                linear.weight = Param::initialized(linear.weight.id, weight);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -183,16 +294,39 @@ impl<B: Backend> DecoderBlock<B> {
         rope: &crate::nn::RopeTables<B>,
         mask: &AttentionMask<B>,
         budget: AttentionBudget,
+        lora: Option<&LayerAdapters<'_, B>>,
     ) -> Tensor<B, 3> {
         let normed = self.input_layernorm.forward(x.clone());
         let x = add(
             x,
             self.self_attn
-                .forward(normed, Some(rope), Some(mask), budget),
+                .forward(normed, Some(rope), Some(mask), budget, lora),
         );
         let h = self.post_attention_layernorm.forward(x.clone());
-        let gate = linear_act(&self.gate_proj, h.clone(), self.activation);
-        let gated = mul(gate, linear(&self.up_proj, h));
-        add(x, linear(&self.down_proj, gated))
+        let gate = adapted_act(
+            &self.gate_proj,
+            h.clone(),
+            self.activation,
+            lora,
+            LoraTarget::GateProj,
+        );
+        let gated = mul(gate, adapted(&self.up_proj, h, lora, LoraTarget::UpProj));
+        add(
+            x,
+            adapted(&self.down_proj, gated, lora, LoraTarget::DownProj),
+        )
+    }
+
+    fn projection_mut(&mut self, target: LoraTarget) -> &mut Linear<B> {
+        let attn = &mut self.self_attn;
+        match target {
+            LoraTarget::QProj => &mut attn.q_proj,
+            LoraTarget::KProj => &mut attn.k_proj,
+            LoraTarget::VProj => &mut attn.v_proj,
+            LoraTarget::OProj => &mut attn.o_proj,
+            LoraTarget::GateProj => &mut self.gate_proj,
+            LoraTarget::UpProj => &mut self.up_proj,
+            LoraTarget::DownProj => &mut self.down_proj,
+        }
     }
 }

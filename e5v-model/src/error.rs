@@ -118,6 +118,15 @@ pub enum ModelError {
         /// The file holding it.
         path: PathBuf,
     },
+    /// A LoRA adapter folder cannot be applied: a tensor or an option this crate does not
+    /// compute, a missing factor, a shape that does not fit the decoder.
+    #[error("cannot use the LoRA adapter {path}: {reason}")]
+    InvalidAdapter {
+        /// The adapter's file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The inputs given to the model are inconsistent with it.
     #[error("invalid model input: {0}")]
     InvalidInput(String),

@@ -206,7 +206,7 @@ impl<B: Backend> VisionBlock<B> {
 
     fn forward(&self, x: Tensor<B, 3>, budget: AttentionBudget) -> Tensor<B, 3> {
         let normed = self.layer_norm1.forward(x.clone());
-        let x = add(x, self.self_attn.forward(normed, None, None, budget));
+        let x = add(x, self.self_attn.forward(normed, None, None, budget, None));
         let h = linear_act(
             &self.fc1,
             self.layer_norm2.forward(x.clone()),

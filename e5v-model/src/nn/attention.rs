@@ -8,8 +8,8 @@ use burn::{
     tensor::{Bool, Int, Tensor, backend::Backend},
 };
 
-use super::{linear, matmul, rope::RopeTables};
-use crate::cpu;
+use super::{adapted, matmul, rope::RopeTables};
+use crate::{LoraTarget, cpu, lora::LayerAdapters};
 
 /// Multi-head attention with optional grouped-query heads and RoPE.
 ///
@@ -30,17 +30,20 @@ impl<B: Backend> MultiHeadAttention<B> {
     /// # Shapes
     /// - x: `[batch, seq, hidden]` -> `[batch, seq, hidden]`
     /// - rope tables: `[batch, 1, seq, head_dim]`
+    ///
+    /// `lora`: the decoder layer's adapters, whose q, k, v and o updates are added.
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: Option<&RopeTables<B>>,
         mask: Option<&AttentionMask<B>>,
         budget: AttentionBudget,
+        lora: Option<&LayerAdapters<'_, B>>,
     ) -> Tensor<B, 3> {
         let [batch, seq, _] = x.dims();
-        let q = linear(&self.q_proj, x.clone());
-        let k = linear(&self.k_proj, x.clone());
-        let v = linear(&self.v_proj, x);
+        let q = adapted(&self.q_proj, x.clone(), lora, LoraTarget::QProj);
+        let k = adapted(&self.k_proj, x.clone(), lora, LoraTarget::KProj);
+        let v = adapted(&self.v_proj, x, lora, LoraTarget::VProj);
         let fused = cpu::attention(
             (&q, &k, &v),
             (self.num_heads, self.num_kv_heads, self.head_dim),
@@ -48,7 +51,7 @@ impl<B: Backend> MultiHeadAttention<B> {
             || mask.map_or(Some(cpu::Visibility::ALL), AttentionMask::visibility),
         );
         if let Some(out) = fused {
-            return linear(&self.o_proj, out);
+            return adapted(&self.o_proj, out, lora, LoraTarget::OProj);
         }
         let heads =
             |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, self.head_dim]).swap_dims(1, 2);
@@ -63,7 +66,7 @@ impl<B: Backend> MultiHeadAttention<B> {
         let out = out
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
-        linear(&self.o_proj, out)
+        adapted(&self.o_proj, out, lora, LoraTarget::OProj)
     }
 }
 

@@ -7,7 +7,7 @@ use burn::{
 };
 
 use super::{Activation, matmul};
-use crate::cpu;
+use crate::{LoraTarget, cpu, lora::LayerAdapters};
 
 /// `x · W + b`.
 pub(crate) fn linear<B: Backend, const D: usize>(
@@ -27,6 +27,33 @@ pub(crate) fn linear_act<B: Backend, const D: usize>(
     let bias = layer.bias.as_ref().map(|b| b.val());
     cpu::linear(&x, &layer.weight.val(), bias.as_ref(), Some(act))
         .unwrap_or_else(|| act.forward(product(layer, x)))
+}
+
+/// [`linear`] plus `target`'s LoRA update of `x`, when the layer has one.
+pub(crate) fn adapted<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    x: Tensor<B, D>,
+    lora: Option<&LayerAdapters<'_, B>>,
+    target: LoraTarget,
+) -> Tensor<B, D> {
+    match lora.and_then(|lora| lora.delta(target, &x)) {
+        Some(delta) => linear(layer, x) + delta,
+        None => linear(layer, x),
+    }
+}
+
+/// [`linear_act`] with `target`'s LoRA update added before the activation.
+pub(crate) fn adapted_act<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    x: Tensor<B, D>,
+    act: Activation,
+    lora: Option<&LayerAdapters<'_, B>>,
+    target: LoraTarget,
+) -> Tensor<B, D> {
+    match lora.and_then(|lora| lora.delta(target, &x)) {
+        Some(delta) => act.forward(linear(layer, x) + delta),
+        None => linear_act(layer, x, act),
+    }
 }
 
 /// `x · W + b` with burn's operations, as `Linear::forward` computes it.

@@ -39,6 +39,14 @@ pub(crate) struct TensorEntry {
     end: usize,
 }
 
+/// One file of a checkpoint ([`Checkpoint::files`]).
+pub(crate) struct CheckpointFile<'a> {
+    pub path: &'a Path,
+    /// (canonical key, entry), by canonical key.
+    pub tensors: Vec<(&'a str, &'a TensorEntry)>,
+    pub metadata: Option<HashMap<String, String>>,
+}
+
 #[derive(Deserialize)]
 struct ShardIndex {
     weight_map: HashMap<String, String>,
@@ -211,6 +219,27 @@ impl Checkpoint {
             }
         }
         Ok(())
+    }
+
+    /// The files, in order, each with its tensors (canonical key, entry) and the string
+    /// metadata of its header (`{"format": "pt"}` for PyTorch's files).
+    pub(crate) fn files(&self) -> Vec<CheckpointFile<'_>> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| CheckpointFile {
+                path: &file.path,
+                tensors: self
+                    .tensors
+                    .iter()
+                    .filter(|(_, entry)| entry.file == index)
+                    .map(|(key, entry)| (key.as_str(), entry))
+                    .collect(),
+                metadata: SafeTensors::read_metadata(&file.map)
+                    .ok()
+                    .and_then(|(_, header)| header.metadata().clone()),
+            })
+            .collect()
     }
 
     /// The path of the file holding a tensor, for error messages.

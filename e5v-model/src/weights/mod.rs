@@ -8,6 +8,7 @@ mod checkpoint;
 mod layout;
 
 pub use checkpoint::Checkpoint;
+pub(crate) use checkpoint::CheckpointFile;
 
 use std::collections::BTreeSet;
 
