@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use e5v_model::{
-    Batch, Checkpoint, DecoderFamily, ImageCrops, LlavaNext, LlavaNextConfig, Sequence,
+    Batch, Checkpoint, DecoderFamily, ImageCrops, LlavaNext, LlavaNextConfig, Lora, Sequence,
 };
 use e5v_prompt::ChatTemplate;
 
@@ -68,6 +68,10 @@ impl<B: Backend> Embedder<B> {
         }
         let mut model = LlavaNext::from_checkpoint(config, &checkpoint, device, dtype)?;
         drop(checkpoint);
+        if let Some(adapter) = &options.lora_adapter {
+            let lora = Lora::<B>::load_peft(adapter, &model.config().text, device)?;
+            model.merge_lora(&lora)?;
+        }
         let limits = DeviceLimits::of::<B>(device);
         model.set_attention_budget(limits.attention_budget());
         let config = model.config();

@@ -110,6 +110,11 @@ pub struct EmbedderOptions {
     /// [`ModelError::NonFinite`](e5v_model::ModelError::NonFinite) naming the tensor and file.
     /// Off by default: it reads the whole checkpoint once more (seconds per 10 GB).
     pub check_finite_weights: bool,
+    /// A LoRA adapter folder in PEFT's format (e5v-train's output, or Python `peft`'s),
+    /// merged into the decoder's weights while loading. An adapter that does not fit the
+    /// model, or uses options that are not implemented (DoRA, per-layer ranks, trained
+    /// biases), is an error: it is applied completely or not at all.
+    pub lora_adapter: Option<std::path::PathBuf>,
 }
 
 impl Default for EmbedderOptions {
@@ -126,6 +131,7 @@ impl Default for EmbedderOptions {
             truncation: Truncation::default(),
             decode_limits: DecodeLimits::default(),
             check_finite_weights: false,
+            lora_adapter: None,
         }
     }
 }
@@ -201,6 +207,12 @@ impl EmbedderOptions {
     /// Sets [`Self::decode_limits`].
     pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Self {
         self.decode_limits = limits;
+        self
+    }
+
+    /// Sets [`Self::lora_adapter`].
+    pub fn with_lora_adapter(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.lora_adapter = Some(dir.into());
         self
     }
 

@@ -141,6 +141,11 @@ impl<B: Backend> LlavaNext<B> {
         &self.config
     }
 
+    /// Merges a LoRA adapter into the decoder's weights ([`Decoder::merge_lora`]).
+    pub fn merge_lora(&mut self, lora: &crate::Lora<B>) -> Result<()> {
+        self.decoder.merge_lora(lora)
+    }
+
     /// The language model.
     pub fn decoder(&self) -> &Decoder<B> {
         &self.decoder

@@ -205,3 +205,58 @@ fn non_finite_weights_fail_the_load_when_checked() {
         "{err:?}"
     );
 }
+
+/// A LoRA adapter given at load time is merged: the vectors equal those of a checkpoint with
+/// the adapter merged on disk (e5v-model's `merge_checkpoint`), and differ from the base's.
+#[test]
+fn a_lora_adapter_is_applied_at_load_time() {
+    use burn::backend::NdArray;
+    use e5v_core::{Embedder, EmbedderOptions, Input};
+    use e5v_model::{LlavaNextConfig, Lora, lora::merge_checkpoint};
+
+    let base_dir = crate::fixtures::root().join("tiny-e5v");
+    let adapter = crate::fixtures::root().join("train/adapter");
+    let device = Default::default();
+    let config = LlavaNextConfig::from_file(base_dir.join("config.json")).expect("config");
+    let lora = Lora::<NdArray>::load_peft(&adapter, &config.text, &device).expect("adapter");
+    let merged_dir = tempfile::tempdir().expect("temp dir");
+    let merged_dir = merged_dir.path().join("merged");
+    merge_checkpoint(&base_dir, &lora, &merged_dir).expect("merges");
+    let inputs = [
+        Input::text("a dog on the beach"),
+        Input::image(crate::fixtures::root().join("images/grad_480x640.png")),
+    ];
+    let embed = |dir: &std::path::Path, options: EmbedderOptions| {
+        let embedder = Embedder::<NdArray>::new(dir, options, &device).expect("loads");
+        embedder.embed(&inputs).expect("embeds")
+    };
+    let with_adapter = embed(
+        &base_dir,
+        EmbedderOptions::new().with_lora_adapter(&adapter),
+    );
+    let merged = embed(&merged_dir, EmbedderOptions::new());
+    let base = embed(&base_dir, EmbedderOptions::new());
+    for i in 0..inputs.len() {
+        let row = |e: &e5v_core::Embeddings| e.get(i).expect("a row per input").to_vec();
+        let (a, m, b) = (row(&with_adapter), row(&merged), row(&base));
+        let diff = a
+            .iter()
+            .zip(&m)
+            .fold(0f32, |d, (x, y)| d.max((x - y).abs()));
+        assert!(
+            diff < 1e-5,
+            "input {i}: adapter at load vs merged checkpoint differ by {diff}"
+        );
+        assert!(
+            crate::fixtures::cosine(&a, &b) < 0.99,
+            "input {i}: the adapter changed nothing"
+        );
+    }
+    let err = Embedder::<NdArray>::new(
+        &base_dir,
+        EmbedderOptions::new().with_lora_adapter(base_dir.join("missing")),
+        &device,
+    )
+    .expect_err("no adapter there");
+    assert!(err.to_string().contains("adapter_config.json"), "{err}");
+}
