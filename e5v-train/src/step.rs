@@ -8,13 +8,14 @@
 //!
 //! The gradient is the full batch's, with at most one micro-batch's activations held at a
 //! time. Dropout masks are replayed between the two passes: the backend's generator is seeded
-//! with the same value before both embeddings of a micro-batch.
+//! with the same value before both embeddings of a micro-batch. The loss is computed in `f32`
+//! whatever the base's dtype (as the reference casts the embeddings).
 
 use burn::{
     module::AutodiffModule,
     optim::{GradientsAccumulator, GradientsParams},
     tensor::{
-        ElementConversion, Tensor,
+        DType, ElementConversion, Tensor,
         backend::{AutodiffBackend, Backend},
     },
 };
@@ -55,10 +56,10 @@ pub fn contrastive_gradients<B: AutodiffBackend>(
     let micro_batch = micro_batch.max(1);
     if rows.len() <= micro_batch {
         B::seed(device, seed(0));
-        let (a, p, n) = split(
-            decoder.embed_texts(&sequences(rows), Some(lora))?,
-            rows.len(),
-        );
+        let reps = decoder
+            .embed_texts(&sequences(rows), Some(lora))?
+            .cast(DType::F32);
+        let (a, p, n) = split(reps, rows.len());
         let loss = info_nce(a, p, Some(n), temperature);
         let value = loss.clone().into_scalar().elem::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), lora);
@@ -70,7 +71,9 @@ pub fn contrastive_gradients<B: AutodiffBackend>(
     let mut leaves = Vec::with_capacity(chunks.len());
     for (k, chunk) in chunks.iter().enumerate() {
         B::seed(device, seed(k));
-        let reps = inner_decoder.embed_texts(&sequences(chunk), Some(&inner_lora))?;
+        let reps = inner_decoder
+            .embed_texts(&sequences(chunk), Some(&inner_lora))?
+            .cast(DType::F32);
         leaves.push(Tensor::<B, 2>::from_inner(reps).require_grad());
     }
     // 2. The loss over the whole batch, and its gradient at each embedding.
@@ -96,7 +99,9 @@ pub fn contrastive_gradients<B: AutodiffBackend>(
             continue;
         };
         B::seed(device, seed(k));
-        let reps = decoder.embed_texts(&sequences(chunk), Some(lora))?;
+        let reps = decoder
+            .embed_texts(&sequences(chunk), Some(lora))?
+            .cast(DType::F32);
         let surrogate = (reps * Tensor::from_inner(upstream)).sum();
         accumulator.accumulate(
             lora,
