@@ -8,6 +8,10 @@
 //! Image features are packed exactly as transformers does it, in either of two reference pipelines
 //! ([`ImagePipeline`]).
 //!
+//! [`lora`] adds LoRA adapters to the decoder's projections: the unmerged forward pass that
+//! e5v-train differentiates, PEFT's file format both ways, and merging into a loaded decoder or
+//! into a checkpoint's files.
+//!
 //! ```no_run
 //! use burn::backend::NdArray;
 //! use burn::tensor::DType;

@@ -114,7 +114,8 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Continues from a checkpoint folder written by [`Self::run`] (`checkpoint-{step}`): its
     /// adapter, optimizer state and step. The run must have the same options (other than the
     /// micro-batch size and the checkpoint interval) and the same data size; the steps that
-    /// follow are then those the interrupted run would have made.
+    /// follow are then those the interrupted run would have made (with another micro-batch
+    /// size, the same up to the dropout masks, which are drawn per micro-batch).
     pub fn resume_from(&mut self, checkpoint: &Path) -> Result<()> {
         let (state, mut lora, record) = checkpoint::load::<B, OptimizerAdaptor<AdamW, Lora<B>, B>>(
             checkpoint,
