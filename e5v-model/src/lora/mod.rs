@@ -1,8 +1,8 @@
 //! LoRA adapters on the decoder's projections: `W·x + (alpha / r)·B·A·dropout(x)`, as PEFT
 //! computes them, for training (e5v-train) and for applying a trained adapter.
 //!
-//! The adapter is a module of its own ([`Lora`]), separate from the frozen [`Decoder`]: the
-//! optimizer sees only its parameters, and [`Decoder::forward_with_lora`] adds its products to
+//! The adapter is a module of its own ([`Lora`]), separate from the frozen [`Decoder`](crate::Decoder): the
+//! optimizer sees only its parameters, and [`Decoder::forward_with_lora`](crate::Decoder::forward_with_lora) adds its products to
 //! the base projections. Its parameters are kept in `f32` whatever the base's dtype (PEFT does
 //! the same), and have fixed ids (layer, projection, factor) so an optimizer's state saved with
 //! one adapter applies to the same adapter loaded again.
