@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
-use safetensors::{Dtype, tensor::TensorView};
+use safetensors::tensor::TensorView;
 
 use super::{LoraLinear, LoraTarget};
-use crate::{Checkpoint, DecoderConfig, Lora, ModelError, Result, weights::CheckpointFile};
+use crate::{
+    Checkpoint, DecoderConfig, Lora, ModelError, Result,
+    weights::{CheckpointFile, float_dtype},
+};
 
 /// `weight + scale · A·B` for a weight in burn's `[in, out]` layout, in the weight's dtype:
 /// the update is computed in `f32` and rounded to the weight's dtype before the sum, as PEFT
@@ -105,17 +108,12 @@ fn write_merged<B: Backend>(
             continue;
         };
         let [input, output] = target.shape(decoder);
-        let dtype = match entry.dtype {
-            Dtype::F32 => DType::F32,
-            Dtype::F16 => DType::F16,
-            Dtype::BF16 => DType::BF16,
-            other => {
-                return Err(ModelError::UnsupportedDtype {
-                    key: entry.original_key.clone(),
-                    path: file.path.to_owned(),
-                    dtype: format!("{other:?}"),
-                });
-            }
+        let Some(dtype) = float_dtype(entry.dtype) else {
+            return Err(ModelError::UnsupportedDtype {
+                key: entry.original_key.clone(),
+                path: file.path.to_owned(),
+                dtype: format!("{:?}", entry.dtype),
+            });
         };
         if entry.shape != [output, input] {
             return Err(ModelError::ShapeMismatch {

@@ -19,7 +19,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde_json::{Value, json};
 
 use super::{LayerLora, Lora, LoraConfig, LoraLinear, LoraTarget};
-use crate::{DecoderConfig, ModelError, Result};
+use crate::{DecoderConfig, ModelError, Result, weights::float_dtype};
 
 /// The adapter's config file.
 pub const CONFIG_FILE: &str = "adapter_config.json";
@@ -182,12 +182,8 @@ fn tensor<B: Backend>(
     if view.shape() != shape {
         return Err(format!("shape {:?}, expected {shape:?}", view.shape()));
     }
-    let dtype = match view.dtype() {
-        Dtype::F32 => DType::F32,
-        Dtype::F16 => DType::F16,
-        Dtype::BF16 => DType::BF16,
-        other => return Err(format!("dtype {other:?} (supported: F32, F16, BF16)")),
-    };
+    let dtype = float_dtype(view.dtype())
+        .ok_or_else(|| format!("dtype {:?} (supported: F32, F16, BF16)", view.dtype()))?;
     let data =
         TensorData::from_bytes_vec(view.data().to_vec(), shape, dtype).convert_dtype(DType::F32);
     if data.iter::<f32>().any(|v| !v.is_finite()) {

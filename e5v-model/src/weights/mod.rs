@@ -17,6 +17,16 @@ use safetensors::Dtype;
 
 use crate::{ModelError, Result};
 
+/// The burn dtype of a safetensors float dtype the loaders read (F32, F16, BF16).
+pub(crate) fn float_dtype(dtype: Dtype) -> Option<DType> {
+    match dtype {
+        Dtype::F32 => Some(DType::F32),
+        Dtype::F16 => Some(DType::F16),
+        Dtype::BF16 => Some(DType::BF16),
+        _ => None,
+    }
+}
+
 /// Builds tensors on a device from a checkpoint and remembers which ones were used.
 pub(crate) struct WeightLoader<'a, B: Backend> {
     checkpoint: &'a Checkpoint,
@@ -57,17 +67,12 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
                 found: entry.shape.clone(),
             });
         }
-        let dtype = match entry.dtype {
-            Dtype::F32 => DType::F32,
-            Dtype::F16 => DType::F16,
-            Dtype::BF16 => DType::BF16,
-            other => {
-                return Err(ModelError::UnsupportedDtype {
-                    key: entry.original_key.clone(),
-                    path: self.checkpoint.path_of(entry).to_owned(),
-                    dtype: format!("{other:?}"),
-                });
-            }
+        let Some(dtype) = float_dtype(entry.dtype) else {
+            return Err(ModelError::UnsupportedDtype {
+                key: entry.original_key.clone(),
+                path: self.checkpoint.path_of(entry).to_owned(),
+                dtype: format!("{:?}", entry.dtype),
+            });
         };
         let bytes = self.checkpoint.bytes(entry).to_vec();
         let data = TensorData::from_bytes_vec(bytes, shape, dtype).convert_dtype(self.dtype);
